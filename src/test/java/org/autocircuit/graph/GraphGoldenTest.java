@@ -1,0 +1,259 @@
+package org.autocircuit.graph;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalInt;
+import java.util.Set;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The graphs agree exactly with the ones Python AutoCircuit built (fixtures/golden/graph.json for
+ * the 2-layer, 4-head GPT-2 fixture; micro_model.json for MicroModel(n_layers=2)).
+ */
+@Tag("golden")
+class GraphGoldenTest {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    static JsonNode load(String name) throws IOException {
+        try (InputStream in = GraphGoldenTest.class.getResourceAsStream("/fixtures/golden/" + name)) {
+            assertNotNull(in, "missing resource /fixtures/golden/" + name);
+            return JSON.readTree(in);
+        }
+    }
+
+    static OptionalInt optInt(JsonNode n) {
+        return n == null || n.isNull() ? OptionalInt.empty() : OptionalInt.of(n.asInt());
+    }
+
+    static int[] ints(JsonNode arr) {
+        int[] out = new int[arr.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = arr.get(i).asInt();
+        }
+        return out;
+    }
+
+    static long[] longs(JsonNode arr) {
+        long[] out = new long[arr.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = arr.get(i).asLong();
+        }
+        return out;
+    }
+
+    static void assertSrcNodes(JsonNode golden, Graph g) {
+        assertEquals(golden.size(), g.srcs().size(), "src count");
+        for (int i = 0; i < golden.size(); i++) {
+            JsonNode s = golden.get(i);
+            SrcNode n = g.srcs().get(i);
+            SrcNode expected = new SrcNode(s.get("name").asText(), s.get("module_name").asText(),
+                    s.get("layer").asInt(), s.get("src_idx").asInt(), optInt(s.get("head_idx")));
+            assertEquals(expected, n, "src " + i);
+        }
+    }
+
+    static void assertDestNodes(JsonNode golden, Graph g) {
+        assertEquals(golden.size(), g.dests().size(), "dest count");
+        for (int i = 0; i < golden.size(); i++) {
+            JsonNode d = golden.get(i);
+            DestNode expected = new DestNode(d.get("name").asText(), d.get("module_name").asText(),
+                    d.get("layer").asInt(), optInt(d.get("head_idx")), d.get("min_src_idx").asInt());
+            assertEquals(expected, g.dests().get(i), "dest " + i);
+        }
+    }
+
+    /** Golden edges as "name@seq" -> edge json, and checks every one against the graph. */
+    static void assertEdges(JsonNode golden, Graph g) {
+        assertEquals(golden.size(), g.nEdges(), "edge count");
+        Set<String> goldenKeys = new HashSet<>();
+        for (JsonNode e : golden) {
+            String name = e.get("name").asText();
+            OptionalInt seq = optInt(e.get("seq_idx"));
+            assertTrue(goldenKeys.add(name + "@" + seq), "duplicate golden edge " + name);
+            Edge edge = g.edge(name, seq);
+            assertEquals(name, edge.name());
+            assertEquals(seq, edge.seqIdx());
+            assertEquals(e.get("src").asText(), edge.src().name(), name);
+            assertEquals(e.get("dest").asText(), edge.dest().name(), name);
+            assertEquals(e.get("dest_module").asText(), edge.dest().moduleName(), name);
+            assertArrayEquals(ints(e.get("patch_idx")), edge.patchIdx(), name + " patch_idx");
+            assertEquals(edge, g.edges().get(g.edgeIndex(edge)), name + " edgeIndex round trip");
+        }
+        Set<String> ours = new HashSet<>();
+        for (Edge e : g.edges()) {
+            ours.add(e.name() + "@" + e.seqIdx());
+        }
+        assertEquals(goldenKeys, ours, "edge sets");
+    }
+
+    @Test
+    void gpt2TinyComponentGraph() throws IOException {
+        JsonNode c = load("graph.json").get("component");
+        Graph g = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, null);
+        assertEquals(11, c.get("n_src_nodes").asInt());
+        assertEquals(c.get("n_src_nodes").asInt(), g.nSrcs());
+        assertEquals(c.get("n_dest_nodes").asInt(), g.dests().size());
+        assertEquals(110, c.get("n_edges").asInt());
+        assertEquals(c.get("n_edges").asInt(), g.nEdges());
+        assertEquals(c.get("n_dest_modules").asInt(), g.destModules().size());
+        assertSrcNodes(c.get("src_nodes"), g);
+        assertDestNodes(c.get("dest_nodes"), g);
+        assertDestModules(c.get("dest_modules"), g);
+        assertEdges(c.get("edges"), g);
+    }
+
+    static void assertDestModules(JsonNode golden, Graph g) {
+        assertEquals(golden.size(), g.destModules().size(), "dest module count");
+        for (int i = 0; i < golden.size(); i++) {
+            JsonNode m = golden.get(i);
+            DestModule dm = g.destModules().get(i);
+            String name = m.get("module_name").asText();
+            assertEquals(name, dm.moduleName(), "canonical order at " + i);
+            assertArrayEquals(longs(m.get("mask_shape")), dm.maskShape(), name + " mask shape");
+            int[] inSrcs = ints(m.get("in_srcs"));
+            assertEquals(inSrcs[0], dm.inSrcStart(), name + " in_srcs start");
+            assertEquals(inSrcs[1] - inSrcs[0], dm.nIn(), name + " nIn");
+            assertEquals(m.get("mask_dims").toString().contains("dest_head"), dm.headed(), name + " headed");
+        }
+    }
+
+    @Test
+    void gpt2TinyTokenGraph() throws IOException {
+        JsonNode root = load("graph.json");
+        JsonNode t = root.get("token");
+        JsonNode c = root.get("component");
+        Graph g = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, 15);
+        assertEquals(OptionalInt.of(15), g.seqLen());
+        assertEquals(15, t.get("seq_len").asInt());
+        assertEquals(1650, t.get("n_edges").asInt());
+        assertEquals(t.get("n_edges").asInt(), g.nEdges());
+        assertEquals(t.get("n_src_nodes").asInt(), g.nSrcs());
+        assertEquals(t.get("n_dest_nodes").asInt(), g.dests().size());
+        assertEquals(t.get("n_dest_modules").asInt(), g.destModules().size());
+        assertSrcNodes(t.get("src_nodes"), g);
+        assertDestNodes(t.get("dest_nodes"), g);
+        assertDestModules(t.get("dest_modules"), g);
+
+        Map<Integer, Integer> perSeq = new HashMap<>();
+        for (Edge e : g.edges()) {
+            perSeq.merge(e.seqIdx().getAsInt(), 1, Integer::sum);
+        }
+        JsonNode golden = t.get("edges_per_seq_idx");
+        assertEquals(golden.size(), perSeq.size());
+        for (Iterator<Map.Entry<String, JsonNode>> it = golden.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            assertEquals(e.getValue().asInt(), perSeq.get(Integer.parseInt(e.getKey())), "position " + e.getKey());
+        }
+
+        // "Same 110 edges as the component graph for each seq_idx; patch_idx = (seq_idx, ...)".
+        List<JsonNode> expanded = new ArrayList<>();
+        for (int s = 0; s < 15; s++) {
+            for (JsonNode e : c.get("edges")) {
+                com.fasterxml.jackson.databind.node.ObjectNode copy = e.deepCopy();
+                copy.put("seq_idx", s);
+                com.fasterxml.jackson.databind.node.ArrayNode idx = copy.putArray("patch_idx");
+                idx.add(s);
+                for (JsonNode v : e.get("patch_idx")) {
+                    idx.add(v.asInt());
+                }
+                expanded.add(copy);
+            }
+        }
+        assertEdges(JSON.valueToTree(expanded), g);
+    }
+
+    static void assertMicro(JsonNode m, Graph g) {
+        assertEquals(m.get("n_src_nodes").asInt(), g.nSrcs());
+        assertEquals(m.get("n_dest_nodes").asInt(), g.dests().size());
+        assertEquals(m.get("n_edges").asInt(), g.nEdges());
+        assertSrcNodes(m.get("src_nodes"), g);
+        JsonNode modules = m.get("dest_modules");
+        assertEquals(modules.size(), g.destModules().size());
+        for (Iterator<Map.Entry<String, JsonNode>> it = modules.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            assertArrayEquals(longs(e.getValue()), g.destModule(e.getKey()).maskShape(), e.getKey());
+        }
+        List<String> order = new ArrayList<>();
+        m.get("dest_module_order").forEach(n -> order.add(n.asText()));
+        assertEquals(order, g.destModuleNames(), "canonical module order");
+        assertEdges(m.get("edges"), g);
+    }
+
+    @Test
+    void microModelComponentGraph() throws IOException {
+        JsonNode m = load("micro_model.json").get("component");
+        Graph g = Graph.microModel(2, true, null);
+        assertEquals(13, g.nEdges());
+        assertMicro(m, g);
+
+        Graph u = Graph.microModel(2, false, null);
+        assertEquals(m.get("unfactorized_n_edges").asInt(), u.nEdges());
+        Set<String> names = new HashSet<>();
+        m.get("unfactorized_edges").forEach(n -> names.add(n.asText()));
+        Set<String> ours = new HashSet<>();
+        u.edges().forEach(e -> ours.add(e.name()));
+        assertEquals(names, ours);
+    }
+
+    @Test
+    void microModelTokenGraph() throws IOException {
+        JsonNode m = load("micro_model.json").get("token");
+        Graph g = Graph.microModel(2, true, 3);
+        assertEquals(39, g.nEdges());
+        assertMicro(m, g);
+        assertEquals(m.get("unfactorized_n_edges").asInt(), Graph.microModel(2, false, 3).nEdges());
+    }
+
+    /** The golden mask-gradient scores load module by module and land on the right edges. */
+    @Test
+    void microMaskGradientScoresLoadInCanonicalLayout() throws IOException {
+        JsonNode m = load("micro_model.json").get("token");
+        Graph g = Graph.microModel(2, true, 3);
+        Map<String, float[]> byModule = new HashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = m.get("mask_gradient_logit_avg_diff_mask_val_0").fields();
+             it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            List<Float> flat = new ArrayList<>();
+            flatten(e.getValue(), flat);
+            float[] v = new float[flat.size()];
+            for (int i = 0; i < v.length; i++) {
+                v[i] = flat.get(i);
+            }
+            byModule.put(e.getKey(), v);
+        }
+        PruneScores ps = PruneScores.of(g, byModule);
+        // output[2] = [0, 2, 2, 18, 26] over srcs Resid Start, B0.0, B0.1, B1.0, B1.1.
+        assertEquals(26f, ps.score(g.edge("B1.1->Resid End", OptionalInt.of(2))));
+        assertEquals(18f, ps.score(g.edge("B1.0->Resid End", OptionalInt.of(2))));
+        // blocks.1.head_inputs[2] = [[2, 6, 10], [2, 10, 14]]: head 1, src B0.1.
+        assertEquals(14f, ps.score(g.edge("B0.1->B1.1", OptionalInt.of(2))));
+        assertEquals(6f, ps.score(g.edge("B0.0->B1.0", OptionalInt.of(2))));
+        assertEquals(26f, ps.score(g.edge("Resid Start->B0.1", OptionalInt.of(2))));
+        assertEquals(0f, ps.score(g.edge("Resid Start->B0.1", OptionalInt.of(1))));
+        assertEquals(12, ps.countNonZero());
+        assertEquals(26f, ps.threshold(1));
+    }
+
+    static void flatten(JsonNode n, List<Float> out) {
+        if (n.isArray()) {
+            n.forEach(c -> flatten(c, out));
+        } else {
+            out.add((float) n.asDouble());
+        }
+    }
+}
