@@ -1,0 +1,30 @@
+package org.autocircuit.model;
+
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * Callbacks at the named hook points of a forward pass, TransformerLens style: the model hands each
+ * activation to {@link #apply} and continues with whatever comes back.
+ *
+ * <p>Hook names are TransformerLens's strings ({@code "blocks.3.hook_q_input"},
+ * {@code "blocks.3.attn.hook_result"}, ...) because prune scores and official circuits are keyed by them.
+ * The patching engine implements this interface: at a destination it returns the patched input, at a
+ * source it records the output.
+ */
+@FunctionalInterface
+public interface HookPoints {
+
+    /**
+     * @param hookName the TransformerLens hook name
+     * @param value    the activation. For per-head input hooks ({@code hook_q_input}, {@code hook_k_input},
+     *                 {@code hook_v_input}, {@code hook_attn_in}) the model passes the shared residual
+     *                 {@code [batch, seq, dModel]}; the hook may return it unchanged or a per-head
+     *                 {@code [batch, seq, nHeads, dModel]} tensor. {@code hook_result} is
+     *                 {@code [batch, seq, nHeads, dModel]}; every other hook {@code [batch, seq, dModel]}.
+     * @return the value the forward pass continues with
+     */
+    Tensor apply(String hookName, Tensor value);
+
+    /** Hooks that change nothing. */
+    HookPoints NONE = (name, value) -> value;
+}

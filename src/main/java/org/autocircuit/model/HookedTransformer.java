@@ -1,0 +1,401 @@
+package org.autocircuit.model;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.util.OwnedTensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A GPT-2-architecture transformer over libtorch ops with TransformerLens's hook points and weight
+ * layout ({@code W_Q [nHeads, dModel, dHead]}, {@code W_O [nHeads, dHead, dModel]}, ...).
+ *
+ * <p>It follows {@code HookedTransformer} with {@code use_attn_result}, {@code use_split_qkv_input}
+ * (or {@code use_attn_in}) and {@code use_hook_mlp_in} on, and no weight processing
+ * ({@code from_pretrained_no_processing}): learned positions, pre-LayerNorm, {@code gelu_new}, and the
+ * attention output written per head ({@code hook_result}, without {@code b_O}) and then summed.
+ * Per-head Q/K/V inputs go through {@code ln1} separately for each head copy, because patching can make
+ * the copies differ. Left padding is handled as TransformerLens does: masked keys, positions shifted so
+ * that the first real token is position 0, and fully masked rows set to 0 instead of NaN.
+ *
+ * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
+ * tensors in the caller's current {@link PointerScope}.
+ */
+public final class HookedTransformer implements HookedModel {
+    private final ModelConfig cfg;
+    private final OwnedTensors owned = new OwnedTensors();
+    private final Tensor wE;        // [dVocab, dModel]
+    private final Tensor wPos;      // [nCtx, dModel]
+    private final Block[] blocks;
+    private final Tensor lnFinalW;  // [dModel]
+    private final Tensor lnFinalB;  // [dModel]
+    private final Tensor wU;        // [dModel, dVocab]
+    private final Tensor bU;        // [dVocab] or null when zero
+    private volatile boolean closed;
+
+    /** The weights of one block, in TransformerLens layout. */
+    private record Block(
+            Tensor ln1W, Tensor ln1B,
+            Tensor wQ, Tensor wK, Tensor wV,       // [nHeads, dModel, dHead]
+            Tensor wQFlat, Tensor wKFlat, Tensor wVFlat, // [dModel, nHeads*dHead], for the shared-input fast path
+            Tensor bQ, Tensor bK, Tensor bV,       // [nHeads, dHead]
+            Tensor wO, Tensor bO,                  // [nHeads, dHead, dModel], [dModel]
+            Tensor ln2W, Tensor ln2B,
+            Tensor wIn, Tensor bIn,                // [dModel, dMlp], [dMlp]
+            Tensor wOut, Tensor bOut) {}           // [dMlp, dModel], [dModel]
+
+    /** Supplies a named weight of a given shape, in the source's own naming (see the factories). */
+    @FunctionalInterface
+    public interface WeightSource {
+        Tensor load(String name, long... shape) throws IOException;
+    }
+
+    private HookedTransformer(ModelConfig cfg, WeightSource hf) throws IOException {
+        this.cfg = cfg;
+        int d = cfg.dModel(), h = cfg.nHeads(), dh = cfg.dHead(), m = cfg.dMlp();
+        try (PointerScope scope = new PointerScope()) {
+            wE = own(hf.load("transformer.wte.weight", cfg.dVocab(), d));
+            wPos = own(hf.load("transformer.wpe.weight", cfg.nCtx(), d));
+            blocks = new Block[cfg.nLayers()];
+            for (int b = 0; b < cfg.nLayers(); b++) {
+                String p = "transformer.h." + b + ".";
+                // HF GPT-2 uses Conv1D: y = x @ W with W [in, out]; c_attn packs Q, K, V along out.
+                Tensor cAttnW = hf.load(p + "attn.c_attn.weight", d, 3L * d);
+                Tensor cAttnB = hf.load(p + "attn.c_attn.bias", 3L * d);
+                Tensor[] qkvW = new Tensor[3];
+                Tensor[] qkvFlat = new Tensor[3];
+                Tensor[] qkvB = new Tensor[3];
+                for (int i = 0; i < 3; i++) {
+                    Tensor w = cAttnW.narrow(1, (long) i * d, d);                         // [dModel, nHeads*dHead]
+                    qkvFlat[i] = own(w.contiguous());
+                    qkvW[i] = own(w.reshape(d, h, dh).permute(1, 0, 2).contiguous());      // [nHeads, dModel, dHead]
+                    qkvB[i] = own(cAttnB.narrow(0, (long) i * d, d).reshape(h, dh).contiguous());
+                }
+                Tensor wO = own(hf.load(p + "attn.c_proj.weight", d, d).reshape(h, dh, d).contiguous());
+                Tensor bO = own(hf.load(p + "attn.c_proj.bias", d));
+                Tensor ln1W = own(hf.load(p + "ln_1.weight", d));
+                Tensor ln1B = own(hf.load(p + "ln_1.bias", d));
+                Tensor ln2W = null, ln2B = null, wIn = null, bIn = null, wOut = null, bOut = null;
+                if (!cfg.attnOnly()) {
+                    ln2W = own(hf.load(p + "ln_2.weight", d));
+                    ln2B = own(hf.load(p + "ln_2.bias", d));
+                    wIn = own(hf.load(p + "mlp.c_fc.weight", d, m));
+                    bIn = own(hf.load(p + "mlp.c_fc.bias", m));
+                    wOut = own(hf.load(p + "mlp.c_proj.weight", m, d));
+                    bOut = own(hf.load(p + "mlp.c_proj.bias", d));
+                }
+                blocks[b] = new Block(ln1W, ln1B, qkvW[0], qkvW[1], qkvW[2], qkvFlat[0], qkvFlat[1], qkvFlat[2],
+                    qkvB[0], qkvB[1], qkvB[2], wO, bO, ln2W, ln2B, wIn, bIn, wOut, bOut);
+            }
+            lnFinalW = own(hf.load("transformer.ln_f.weight", d));
+            lnFinalB = own(hf.load("transformer.ln_f.bias", d));
+            if (cfg.tiedUnembed()) {
+                wU = own(wE.t());
+            } else {
+                wU = own(hf.load("lm_head.weight", cfg.dVocab(), d).t().contiguous());
+            }
+            bU = null;   // GPT-2 has no unembedding bias
+        } catch (IOException | RuntimeException e) {
+            owned.close();
+            throw e;
+        }
+    }
+
+    private Tensor own(Tensor t) {
+        return owned.adopt(t);
+    }
+
+    /**
+     * Loads a Hugging Face model folder: {@code config.json} and {@code model.safetensors}.
+     *
+     * @throws IOException              if a file cannot be read
+     * @throws IllegalArgumentException naming the file and field or tensor when the folder does not hold a
+     *                                  supported model, or a tensor's shape disagrees with {@code config.json}
+     */
+    public static HookedTransformer fromPretrained(Path folder) throws IOException {
+        if (!Files.isDirectory(folder)) {
+            throw new IllegalArgumentException("model folder " + folder + " does not exist or is not a directory");
+        }
+        Path config = folder.resolve("config.json");
+        Path weights = folder.resolve("model.safetensors");
+        for (Path p : new Path[] {config, weights}) {
+            if (!Files.isRegularFile(p)) {
+                throw new IllegalArgumentException("model folder " + folder + " lacks " + p.getFileName()
+                    + " (expected config.json and model.safetensors in Hugging Face format)");
+            }
+        }
+        ModelConfig cfg = ModelConfig.fromHuggingFace(config);
+        try (SafeTensors st = SafeTensors.open(weights)) {
+            return new HookedTransformer(cfg, st::load);
+        }
+    }
+
+    /** Builds a model from any weight source that uses Hugging Face GPT-2 tensor names. */
+    public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource hfNamedWeights) throws IOException {
+        return new HookedTransformer(cfg, hfNamedWeights);
+    }
+
+    /**
+     * A model with random weights, as Hugging Face initialises GPT-2 (normal(0, initializerRange), zero
+     * biases, unit LayerNorm gains), seeded. Used for GPT-2-small-shaped benchmarks where no pretrained
+     * weights can be downloaded.
+     */
+    public static HookedTransformer randomInit(ModelConfig cfg, long seed, double initializerRange) {
+        torch.manual_seed(seed);
+        try {
+            return new HookedTransformer(cfg, (name, shape) -> {
+                if (name.endsWith(".bias")) return torch.zeros(shape);
+                if (name.contains("ln_")) return torch.ones(shape);
+                return torch.randn(shape).mul(new Scalar(initializerRange));
+            });
+        } catch (IOException e) {
+            throw new AssertionError("random weights do no I/O", e);
+        }
+    }
+
+    public ModelConfig config() {
+        return cfg;
+    }
+
+    @Override
+    public int dModel() {
+        return cfg.dModel();
+    }
+
+    @Override
+    public Graph graph(boolean factorized, boolean separateQkv, Integer seqLen) {
+        return factorized
+            ? Graph.transformerFactorized(cfg.shape(), separateQkv, seqLen)
+            : Graph.transformerUnfactorized(cfg.shape(), seqLen);
+    }
+
+    @Override
+    public Tensor forward(Tensor input, Tensor attentionMask, HookPoints hooks, OutputSlice slice) {
+        return forward(input, attentionMask, null, hooks, slice, null);
+    }
+
+    /**
+     * The full forward pass.
+     *
+     * @param tokens        {@code [batch, seq]} int64
+     * @param attentionMask {@code [batch, seq]} int64 (1 real, 0 left padding) or null
+     * @param cache         a frozen key/value cache of a shared prompt prefix, or null
+     * @param hooks         hook callbacks
+     * @param slice         output positions
+     * @param residPre      if non-null, receives {@code blocks.b.hook_resid_pre} of every block (length nLayers):
+     *                      what {@link #forwardFromBlock} needs to restart at a later block
+     * @return logits {@code [batch, (seq,) dVocab]}
+     */
+    public Tensor forward(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks, OutputSlice slice,
+                          Tensor[] residPre) {
+        ensureOpen();
+        long[] shape = tokens.shape();
+        if (shape.length != 2) {
+            throw new IllegalArgumentException("tokens must be [batch, seq], got " + java.util.Arrays.toString(shape));
+        }
+        long batch = shape[0], seq = shape[1];
+        int prefix = cache == null ? 0 : cache.prefixLength();
+        if (prefix + seq > cfg.nCtx()) {
+            throw new IllegalArgumentException("sequence of " + (prefix + seq) + " tokens exceeds n_ctx " + cfg.nCtx());
+        }
+        Tensor keyMask = fullKeyMask(attentionMask, cache, batch, seq);                 // [batch, prefix+seq] or null
+        Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
+        Tensor embed = wE.index_select(0, tokens.reshape(-1)).reshape(batch, seq, cfg.dModel());
+        Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
+            ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
+        Tensor resid = embed.add(posEmbed);                                            // [batch, seq, dModel]
+        return runBlocks(0, resid, keyMask, cache, hooks, slice, residPre);
+    }
+
+    /**
+     * Restarts a forward pass at block {@code startBlock} from its cached {@code hook_resid_pre}: every
+     * earlier activation is unchanged when only later destinations are patched (ACDC's speed-up).
+     */
+    public Tensor forwardFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
+                                   HookPoints hooks, OutputSlice slice) {
+        ensureOpen();
+        if (startBlock < 0 || startBlock >= cfg.nLayers()) {
+            throw new IllegalArgumentException("startBlock " + startBlock + " outside [0, " + cfg.nLayers() + ")");
+        }
+        long[] shape = residPre.shape();
+        Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
+        return runBlocks(startBlock, residPre, keyMask, cache, hooks, slice, null);
+    }
+
+    /** Computes the frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens). */
+    public KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
+        ensureOpen();
+        long[] shape = prefixTokens.shape();
+        Tensor[] keys = new Tensor[cfg.nLayers()];
+        Tensor[] values = new Tensor[cfg.nLayers()];
+        try (var guard = new org.bytedeco.pytorch.NoGradGuard()) {
+            Tensor keyMask = prefixMask;
+            Tensor positions = positions(keyMask, 0, shape[1]);
+            Tensor resid = wE.index_select(0, prefixTokens.reshape(-1)).reshape(shape[0], shape[1], cfg.dModel())
+                .add(wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
+                    ? new long[] {1, shape[1], cfg.dModel()} : new long[] {shape[0], shape[1], cfg.dModel()}));
+            for (int b = 0; b < cfg.nLayers(); b++) {
+                Block w = blocks[b];
+                Tensor ln = layerNorm(resid, w.ln1W(), w.ln1B());
+                keys[b] = projectShared(ln, w.wKFlat(), w.bK());
+                values[b] = projectShared(ln, w.wVFlat(), w.bV());
+                resid = blockForward(b, resid, keyMask, null, HookPoints.NONE, keys[b], values[b]);
+            }
+        }
+        return KvCache.of(keys, values, prefixMask, shape[0], shape[1]);
+    }
+
+    private Tensor runBlocks(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
+                             OutputSlice slice, Tensor[] residPre) {
+        for (int b = start; b < cfg.nLayers(); b++) {
+            resid = hooks.apply("blocks." + b + ".hook_resid_pre", resid);
+            if (residPre != null) residPre[b] = resid;
+            resid = blockForward(b, resid, keyMask, cache, hooks, null, null);
+        }
+        Tensor last = slice.apply(resid);                                             // [batch, (seq,) dModel]
+        Tensor logits = torch.matmul(layerNorm(last, lnFinalW, lnFinalB), wU);       // [batch, (seq,) dVocab]
+        return bU == null ? logits : logits.add(bU);
+    }
+
+    /**
+     * One block. When {@code cacheK}/{@code cacheV} are given, the block is being run to fill a cache and
+     * uses those (already computed) keys and values.
+     */
+    private Tensor blockForward(int b, Tensor residPre, Tensor keyMask, KvCache cache, HookPoints hooks,
+                                Tensor cacheK, Tensor cacheV) {
+        Block w = blocks[b];
+        String p = "blocks." + b + ".";
+        Tensor q, k, v;
+        Tensor attnIn = hooks.apply(p + "hook_attn_in", residPre);                    // [b, s, (h,) d]
+        Tensor qIn = hooks.apply(p + "hook_q_input", attnIn);
+        Tensor kIn = hooks.apply(p + "hook_k_input", attnIn);
+        Tensor vIn = hooks.apply(p + "hook_v_input", attnIn);
+        q = project(qIn, w.ln1W(), w.ln1B(), w.wQ(), w.wQFlat(), w.bQ());             // [batch, seq, nHeads, dHead]
+        k = cacheK != null ? cacheK : project(kIn, w.ln1W(), w.ln1B(), w.wK(), w.wKFlat(), w.bK());
+        v = cacheV != null ? cacheV : project(vIn, w.ln1W(), w.ln1B(), w.wV(), w.wVFlat(), w.bV());
+        if (cache != null) {
+            k = torch.cat(new TensorVector(cache.keys(b), k), 1);                      // [batch, prefix+seq, nHeads, dHead]
+            v = torch.cat(new TensorVector(cache.values(b), v), 1);
+        }
+        Tensor z = attention(q, k, v, keyMask);                                       // [batch, seq, nHeads, dHead]
+        Tensor result = headResults(z, w.wO());                                       // [batch, seq, nHeads, dModel]
+        result = hooks.apply(p + "attn.hook_result", result);
+        Tensor attnOut = result.sum(2).add(w.bO());                                   // [batch, seq, dModel]
+        if (cfg.attnOnly()) {
+            return hooks.apply(p + "hook_resid_post", residPre.add(attnOut));
+        }
+        Tensor residMid;
+        Tensor mlpIn;
+        if (cfg.parallelAttnMlp()) {
+            residMid = residPre;
+            mlpIn = hooks.apply(p + "hook_mlp_in", residPre);
+        } else {
+            residMid = hooks.apply(p + "hook_resid_mid", residPre.add(attnOut));
+            mlpIn = hooks.apply(p + "hook_mlp_in", residMid);
+        }
+        Tensor hidden = torch.matmul(layerNorm(mlpIn, w.ln2W(), w.ln2B()), w.wIn()).add(w.bIn());
+        Tensor mlpOut = torch.matmul(activation(hidden), w.wOut()).add(w.bOut());    // [batch, seq, dModel]
+        mlpOut = hooks.apply(p + "hook_mlp_out", mlpOut);
+        Tensor residPost = cfg.parallelAttnMlp() ? residPre.add(attnOut).add(mlpOut) : residMid.add(mlpOut);
+        return hooks.apply(p + "hook_resid_post", residPost);
+    }
+
+    /** LayerNorm then the Q, K or V projection, for a shared {@code [b,s,d]} or per-head {@code [b,s,h,d]} input. */
+    private Tensor project(Tensor in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias) {
+        Tensor ln = layerNorm(in, lnW, lnB);
+        if (in.dim() == 3) return projectShared(ln, wFlat, bias);
+        long[] s = in.shape();                                                        // [batch, seq, nHeads, dModel]
+        long h = s[2];
+        Tensor x = ln.permute(2, 0, 1, 3).reshape(h, s[0] * s[1], s[3]);            // [nHeads, batch*seq, dModel]
+        Tensor y = torch.bmm(x, wHeads);                                              // [nHeads, batch*seq, dHead]
+        return y.reshape(h, s[0], s[1], cfg.dHead()).permute(1, 2, 0, 3).add(bias);  // [batch, seq, nHeads, dHead]
+    }
+
+    private Tensor projectShared(Tensor ln, Tensor wFlat, Tensor bias) {
+        long[] s = ln.shape();                                                        // [batch, seq, dModel]
+        return torch.matmul(ln, wFlat).reshape(s[0], s[1], cfg.nHeads(), cfg.dHead()).add(bias);
+    }
+
+    /** Scaled dot-product attention with causal and padding masks; NaN rows (all keys masked) become 0. */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor keyMask) {
+        long[] qs = q.shape();
+        long seq = qs[1], total = k.shape()[1], prefix = total - seq;
+        Tensor qh = q.permute(0, 2, 1, 3);                                            // [batch, nHeads, seq, dHead]
+        Tensor kh = k.permute(0, 2, 3, 1);                                            // [batch, nHeads, dHead, total]
+        Tensor scores = torch.matmul(qh, kh).div(new Scalar(Math.sqrt(cfg.dHead()))); // [batch, nHeads, seq, total]
+        // causal: query i (absolute position prefix+i) sees keys j ≤ prefix+i
+        Tensor allowed = torch.ones(seq, total).tril(prefix).to(torch.ScalarType.Bool);   // [seq, total]
+        if (keyMask != null) {
+            Tensor keys = keyMask.to(torch.ScalarType.Bool).unsqueeze(1).unsqueeze(1);       // [batch, 1, 1, total]
+            allowed = allowed.unsqueeze(0).unsqueeze(0).logical_and(keys);                    // [batch, 1, seq, total]
+        }
+        scores = scores.masked_fill(allowed.logical_not(), new Scalar(Double.NEGATIVE_INFINITY));
+        Tensor pattern = scores.softmax(-1);
+        if (keyMask != null) pattern = torch.nan_to_num(pattern, new org.bytedeco.pytorch.DoubleOptional(0.0),
+            new org.bytedeco.pytorch.DoubleOptional(), new org.bytedeco.pytorch.DoubleOptional());
+        Tensor z = torch.matmul(pattern, v.permute(0, 2, 1, 3));                      // [batch, nHeads, seq, dHead]
+        return z.permute(0, 2, 1, 3);                                                 // [batch, seq, nHeads, dHead]
+    }
+
+    /** Per-head attention output {@code z_h · W_O[h]}, TransformerLens's {@code hook_result}. */
+    private Tensor headResults(Tensor z, Tensor wO) {
+        long[] s = z.shape();                                                         // [batch, seq, nHeads, dHead]
+        Tensor x = z.permute(2, 0, 1, 3).reshape(s[2], s[0] * s[1], s[3]);           // [nHeads, batch*seq, dHead]
+        Tensor y = torch.bmm(x, wO);                                                  // [nHeads, batch*seq, dModel]
+        return y.reshape(s[2], s[0], s[1], cfg.dModel()).permute(1, 2, 0, 3);        // [batch, seq, nHeads, dModel]
+    }
+
+    private Tensor activation(Tensor x) {
+        return switch (cfg.actFn()) {
+            case GELU_NEW -> torch.gelu(x, "tanh");
+            case GELU -> torch.gelu(x);
+            case RELU -> x.relu();
+        };
+    }
+
+    private Tensor layerNorm(Tensor x, Tensor w, Tensor b) {
+        return torch.layer_norm(x, new long[] {cfg.dModel()}, new TensorOptional(w), new TensorOptional(b),
+            cfg.lnEps(), false);
+    }
+
+    /** The key mask over prefix and current positions, or null when nothing is padded. */
+    private static Tensor fullKeyMask(Tensor attentionMask, KvCache cache, long batch, long seq) {
+        Tensor prefixMask = cache == null ? null : cache.prefixMask();
+        if (attentionMask == null && prefixMask == null) return null;
+        Tensor current = attentionMask != null ? attentionMask : torch.ones(new long[] {batch, seq},
+            new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        if (cache == null) return current;
+        Tensor pm = prefixMask != null ? prefixMask : torch.ones(new long[] {batch, cache.prefixLength()},
+            new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        return torch.cat(new TensorVector(pm, current), 1);
+    }
+
+    /**
+     * Position ids: {@code 0..seq-1} (shifted by a cache prefix) without padding; with left padding,
+     * the running count of real tokens minus one (clamped at 0), as TransformerLens computes them.
+     */
+    private static Tensor positions(Tensor keyMask, int prefix, long seq) {
+        if (keyMask == null) {
+            return torch.arange(new Scalar(prefix), new Scalar(prefix + seq),
+                new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+        }
+        Tensor pos = keyMask.cumsum(1).sub(new Scalar(1)).clamp_min(new Scalar(0));  // [batch, prefix+seq]
+        return pos.narrow(1, prefix, seq).contiguous();
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("HookedTransformer is closed");
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        owned.close();
+    }
+}

@@ -1,0 +1,519 @@
+package org.autocircuit.patching;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import org.autocircuit.graph.DestModule;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.graph.SrcModule;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.kernels.MaskLayout;
+import org.autocircuit.model.HookPoints;
+import org.autocircuit.model.HookedModel;
+import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.model.KvCache;
+import org.autocircuit.model.OutputSlice;
+import org.autocircuit.util.OwnedTensors;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.AbstractTensor;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A model whose edges can be patched (AutoCircuit's {@code PatchableModel}, SPEC §4).
+ *
+ * <p>Every destination module owns a mask shaped {@code [seq?][head?][nIn]}. In patch mode, each
+ * forward pass records every source's output into a buffer {@code curr [nSrc, batch, seq, dModel]}
+ * and changes every destination's input to
+ * <pre>  input + Σ_src mask[.., src] · (patch[src] − curr[src])</pre>
+ * so mask 0 keeps an edge and 1 replaces its contribution by the patch (ablation) value. Patching
+ * therefore takes two passes: one that computes {@code patch} ({@link Ablations}), and the patched pass.
+ * The buffer stays in the autograd graph, so gradients reach the masks and the current source outputs.
+ *
+ * <h2>Ownership</h2>
+ * The PatchableModel owns the wrapped {@link HookedModel} (its weights), the masks, and any
+ * {@link KvCache}s handed to it; {@link #close()} frees them all. Forward passes and ablation values live
+ * in the caller's {@link PointerScope}. {@link PatchMode}, {@link MaskTraining} and {@link MaskFnMode} are
+ * try-with-resources scopes that restore the previous state when they close, so they nest. Every method
+ * that "modifies the model's state" says so.
+ *
+ * <p>Not thread-safe: one forward pass at a time.
+ */
+public final class PatchableModel implements AutoCloseable {
+    private final HookedModel model;
+    private final Graph graph;
+    private final OutputSlice slice;
+    private final Kernels kernels;
+    private final OwnedTensors owned = new OwnedTensors();
+    private final Map<String, Tensor> masks = new LinkedHashMap<>();        // dest module → [seq?][head?][nIn]
+    private final Map<String, DestModule> destByHook = new HashMap<>();
+    private final Map<String, SrcModule> srcByHook = new HashMap<>();
+    private final Map<Long, KvCache> kvCaches = new HashMap<>();
+    private final int dModel;
+
+    // patch state; changed only through the AutoCloseable scopes below
+    private Tensor patchSrcOuts;   // [nSrc, batch, seq, dModel], null outside patch mode
+    private Tensor currSrcOuts;    // [nSrc, batch, seq, dModel] buffer kept across forward passes of one patch mode
+    private MaskFn maskFn = MaskFn.NONE;
+    private double dropoutP = 0.0;
+    private boolean training = false;
+    private volatile boolean closed;
+
+    private PatchableModel(HookedModel model, Graph graph, OutputSlice slice, Kernels kernels) {
+        this.model = model;
+        this.graph = graph;
+        this.slice = slice;
+        this.kernels = kernels;
+        this.dModel = model.dModel();
+        try (PointerScope scope = new PointerScope()) {
+            for (DestModule dm : graph.destModules()) {
+                masks.put(dm.moduleName(), owned.adopt(torch.zeros(dm.maskShape())));
+                destByHook.put(dm.moduleName(), dm);
+            }
+        }
+        for (SrcModule sm : graph.srcModules()) srcByHook.put(sm.moduleName(), sm);
+    }
+
+    /**
+     * Wraps {@code model} (which the PatchableModel then owns).
+     *
+     * @param factorized  edges from every earlier source (true) or node patching through the residual (false)
+     * @param slice       which output positions forward passes return
+     * @param seqLen      one edge per token position (token circuits), or null
+     * @param separateQkv separate Q, K, V destinations per head
+     * @param kernels     the masked-difference implementation ({@link Kernels#reference()} always works)
+     */
+    public static PatchableModel of(HookedModel model, boolean factorized, OutputSlice slice, Integer seqLen,
+                                    boolean separateQkv, Kernels kernels) {
+        Objects.requireNonNull(model, "model");
+        Graph graph = model.graph(factorized, separateQkv, seqLen);
+        return new PatchableModel(model, graph, slice, kernels == null ? Kernels.reference() : kernels);
+    }
+
+    public Graph graph() {
+        return graph;
+    }
+
+    public HookedModel model() {
+        return model;
+    }
+
+    public OutputSlice outputSlice() {
+        return slice;
+    }
+
+    public Kernels kernels() {
+        return kernels;
+    }
+
+    public int nSrcs() {
+        return graph.nSrcs();
+    }
+
+    /** True when the wrapped model is a transformer (start-at-block forward and KV caches work). */
+    public boolean isTransformer() {
+        return model instanceof HookedTransformer;
+    }
+
+    /** Hands a frozen prefix cache to the model; forward passes with its batch size use it. Takes ownership. */
+    public void addKvCache(KvCache cache) {
+        ensureOpen();
+        if (!isTransformer()) throw new IllegalStateException("KV caches need a HookedTransformer");
+        KvCache old = kvCaches.put(cache.batchSize(), cache);
+        if (old != null) old.close();
+    }
+
+    // ---- forward passes ----
+
+    /**
+     * A forward pass: patched when in patch mode, plain otherwise.
+     *
+     * @param input         {@code [batch, seq]} tokens (or {@code [batch, seq, dModel]} for the micro model)
+     * @param attentionMask {@code [batch, seq]} left-padding mask or null
+     * @return the output with this model's {@link OutputSlice} applied
+     */
+    public Tensor forward(Tensor input, Tensor attentionMask) {
+        ensureOpen();
+        long batch = input.shape()[0];
+        KvCache cache = cacheFor(batch);
+        if (patchSrcOuts == null) {
+            return run(input, attentionMask, cache, HookPoints.NONE);
+        }
+        checkPatchBatch(batch);
+        // A pass from the first block writes every source before any destination reads it, so a fresh
+        // buffer is equivalent to the shared one and keeps separate passes' autograd graphs apart.
+        Tensor curr = torch.zeros_like(patchSrcOuts);
+        Tensor out = run(input, attentionMask, cache, new PatchingHooks(patchSrcOuts, curr, batch));
+        currSrcOuts = curr;
+        return out;
+    }
+
+    /**
+     * A patched forward pass that starts at block {@code startBlock} from its cached residual stream
+     * {@code residPre [batch, seq, dModel]}. Sources in earlier blocks are read from this patch mode's
+     * buffer (which the caller pre-filled, e.g. with clean source outputs). Transformers only.
+     */
+    public Tensor forwardFromBlock(int startBlock, Tensor residPre, Tensor attentionMask) {
+        ensureOpen();
+        if (!(model instanceof HookedTransformer t)) {
+            throw new IllegalStateException("forwardFromBlock needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        if (patchSrcOuts == null) throw new IllegalStateException("forwardFromBlock needs patch mode");
+        long batch = residPre.shape()[0];
+        checkPatchBatch(batch);
+        Tensor curr = org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts;
+        Tensor out = t.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch),
+            new PatchingHooks(patchSrcOuts, curr, batch), slice);
+        currSrcOuts = curr;
+        return out;
+    }
+
+    /**
+     * An unpatched pass that returns every source's output, stacked in src_idx order:
+     * {@code [nSrc, batch, seq, dModel]}, without gradients. {@code residPre}, if given (length nLayers of a
+     * transformer), receives the residual stream before every block.
+     */
+    public Tensor srcOutputs(Tensor input, Tensor attentionMask, Tensor[] residPre) {
+        ensureOpen();
+        try (NoGradGuard g = new NoGradGuard()) {
+            long[] in = input.shape();
+            Tensor buffer = torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
+            HookPoints record = (name, value) -> {
+                SrcModule sm = srcByHook.get(name);
+                if (sm != null) writeSrc(buffer, sm, value);
+                return value;
+            };
+            KvCache cache = cacheFor(in[0]);
+            if (model instanceof HookedTransformer t) {
+                t.forward(input, attentionMask, cache, record, slice, residPre);
+            } else {
+                model.forward(input, attentionMask, record, slice);
+            }
+            return buffer;
+        }
+    }
+
+    private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks) {
+        if (model instanceof HookedTransformer t) {
+            return t.forward(input, attentionMask, cache, hooks, slice, null);
+        }
+        return model.forward(input, attentionMask, hooks, slice);
+    }
+
+    private KvCache cacheFor(long batch) {
+        if (kvCaches.isEmpty()) return null;
+        KvCache c = kvCaches.get(batch);
+        if (c == null) {
+            throw new IllegalArgumentException("no KV cache for batch size " + batch + "; caches exist for " + kvCaches.keySet());
+        }
+        return c;
+    }
+
+    private void checkPatchBatch(long batch) {
+        long patchBatch = patchSrcOuts.shape()[1];
+        if (patchBatch != batch) {
+            throw new IllegalArgumentException("input batch size " + batch + " differs from the patch values' batch size "
+                + patchBatch + " (dataset-mean ablations carry the loader's batch size)");
+        }
+    }
+
+    /** Writes a source module's output into the buffer rows [srcStart, srcStart+count). */
+    private static void writeSrc(Tensor buffer, SrcModule sm, Tensor out) {
+        if (sm.headed()) {
+            Tensor heads = out.permute(2, 0, 1, 3);                       // [nHeads, batch, seq, dModel]
+            if (heads.shape()[0] != sm.count()) {
+                throw new IllegalStateException(sm.moduleName() + " produced " + heads.shape()[0] + " heads, graph expects " + sm.count());
+            }
+            buffer.narrow(0, sm.srcStart(), sm.count()).copy_(heads);
+        } else {
+            buffer.select(0, sm.srcStart()).copy_(out);
+        }
+    }
+
+    /** The hook callbacks of one patched forward pass. */
+    private final class PatchingHooks implements HookPoints {
+        private final Tensor patch;
+        private final Tensor curr;
+        private final long batch;
+        private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
+
+        PatchingHooks(Tensor patch, Tensor curr, long batch) {
+            this.patch = patch;
+            this.curr = curr;
+            this.batch = batch;
+        }
+
+        @Override
+        public Tensor apply(String name, Tensor value) {
+            Tensor x = value;
+            DestModule dm = destByHook.get(name);
+            if (dm != null) x = patchDestination(dm, x);
+            SrcModule sm = srcByHook.get(name);
+            if (sm != null) writeSrc(curr, sm, x);
+            return x;
+        }
+
+        private Tensor patchDestination(DestModule dm, Tensor input) {
+            Tensor ready = fused.remove(dm.moduleName());
+            if (ready != null) return ready;
+            // Q, K and V of a block read the same sources: patch them in one kernel call.
+            List<DestModule> group = new ArrayList<>(3);
+            group.add(dm);
+            if (dm.moduleName().endsWith(".hook_q_input")) {
+                String prefix = dm.moduleName().substring(0, dm.moduleName().length() - "hook_q_input".length());
+                for (String s : new String[] {"hook_k_input", "hook_v_input"}) {
+                    DestModule other = destByHook.get(prefix + s);
+                    if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()) group.add(other);
+                }
+            }
+            Tensor[] applied = new Tensor[group.size()];
+            for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
+            MaskLayout layout = new MaskLayout(maskFn.addsBatchDim(), graph.seqLen().isPresent(), dm.headed());
+            Tensor[] out = kernels.edgePatch(input, applied,
+                patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr.narrow(0, dm.inSrcStart(), dm.nIn()), layout);
+            for (int i = 1; i < out.length; i++) fused.put(group.get(i).moduleName(), out[i]);
+            return out[0];
+        }
+
+        private Tensor appliedMask(DestModule dm) {
+            Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, false);
+            if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
+            return m;
+        }
+    }
+
+    // ---- masks ----
+
+    /** The live mask of a destination module (an alias, not a copy): {@code [seq?][head?][nIn]}. */
+    public Tensor mask(String destModule) {
+        ensureOpen();
+        Tensor m = masks.get(destModule);
+        if (m == null) throw new IllegalArgumentException("no destination module '" + destModule + "'; valid: " + masks.keySet());
+        return m;
+    }
+
+    /** Destination module names in the graph's canonical order. */
+    public List<String> maskNames() {
+        return List.copyOf(masks.keySet());
+    }
+
+    /** Fills every mask with {@code value}. Modifies the model's state. */
+    public void setAllMasks(double value) {
+        ensureOpen();
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Tensor m : masks.values()) m.fill_(new Scalar(value));
+        }
+    }
+
+    /** Sets every mask from {@code values} (of this model's graph). Modifies the model's state. */
+    public void setMasks(PruneScores values) {
+        ensureOpen();
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : masks.entrySet()) {
+                Tensor src = AbstractTensor.create(values.module(e.getKey()), e.getValue().shape());
+                e.getValue().copy_(src);
+            }
+        }
+    }
+
+    /** A host copy of the current masks, as PruneScores. */
+    public PruneScores currentMasks() {
+        ensureOpen();
+        Map<String, float[]> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : masks.entrySet()) {
+            out.put(e.getKey(), org.autocircuit.util.HostTensor.of(e.getValue()).floats());
+        }
+        return PruneScores.of(graph, out);
+    }
+
+    /** The gradients accumulated on the masks (zeros where none), as PruneScores. */
+    public PruneScores maskGradients() {
+        ensureOpen();
+        Map<String, float[]> out = new LinkedHashMap<>();
+        try (PointerScope s = new PointerScope()) {
+            for (Map.Entry<String, Tensor> e : masks.entrySet()) {
+                Tensor grad = e.getValue().grad();
+                out.put(e.getKey(), grad.defined()
+                    ? org.autocircuit.util.HostTensor.of(grad).floats()
+                    : new float[(int) e.getValue().numel()]);
+            }
+        }
+        return PruneScores.of(graph, out);
+    }
+
+    /** The live masks as a map (aliases), for optimisers. */
+    public Map<String, Tensor> masks() {
+        ensureOpen();
+        return Collections.unmodifiableMap(masks);
+    }
+
+    // ---- state scopes ----
+
+    /**
+     * Enters patch mode with these ablation values. Modifies the model's state until the returned scope closes,
+     * which restores the previous patch state (so scopes nest). Masks are not restored (SPEC §15.2).
+     *
+     * @param patchSrcOuts {@code [nSrc, batch, seq, dModel]} the value each source's edges take when ablated
+     */
+    public PatchMode patchMode(Tensor patchSrcOuts) {
+        return patchMode(patchSrcOuts, (Tensor) null);
+    }
+
+    /**
+     * Patch mode with a pre-filled current-output buffer, read by {@link #forwardFromBlock} for the sources
+     * before its start block (ACDC passes the clean source outputs).
+     */
+    public PatchMode patchMode(Tensor patchSrcOuts, Tensor currSrcOuts) {
+        ensureOpen();
+        long[] s = patchSrcOuts.shape();
+        if (s.length != 4 || s[0] != graph.nSrcs() || s[3] != dModel) {
+            throw new IllegalArgumentException("patchSrcOuts must be [" + graph.nSrcs() + ", batch, seq, " + dModel
+                + "], got " + java.util.Arrays.toString(s));
+        }
+        if (currSrcOuts != null && !java.util.Arrays.equals(currSrcOuts.shape(), s)) {
+            throw new IllegalArgumentException("currSrcOuts " + java.util.Arrays.toString(currSrcOuts.shape())
+                + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
+        }
+        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts);
+        this.patchSrcOuts = patchSrcOuts;
+        this.currSrcOuts = currSrcOuts != null ? currSrcOuts : torch.zeros_like(patchSrcOuts);
+        return mode;
+    }
+
+    /** Patch mode with the given edges (by name, every position) ablated and every other edge kept. */
+    public PatchMode patchModeWithEdges(Tensor patchSrcOuts, java.util.Collection<?> edgesOrNames) {
+        setMasks(PruneScores.circuit(graph, edgesOrNames));
+        return patchMode(patchSrcOuts, (Tensor) null);
+    }
+
+    /** Whether patch mode is on. */
+    public boolean inPatchMode() {
+        return patchSrcOuts != null;
+    }
+
+    /** The current-output buffer of the last patched pass (for inspection and drawing). */
+    public Tensor currSrcOuts() {
+        return currSrcOuts;
+    }
+
+    /** The scope of one patch mode; closing it restores the previous patch state. */
+    public final class PatchMode implements AutoCloseable {
+        private final Tensor prevPatch;
+        private final Tensor prevCurr;
+        private boolean closed;
+
+        private PatchMode(Tensor prevPatch, Tensor prevCurr) {
+            this.prevPatch = prevPatch;
+            this.prevCurr = prevCurr;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            patchSrcOuts = prevPatch;
+            currSrcOuts = prevCurr;
+        }
+    }
+
+    /**
+     * Makes the masks trainable: zeroes their gradients, sets {@code requires_grad}, and turns on mask
+     * dropout. Closing restores the previous settings. Modifies the model's state.
+     */
+    public MaskTraining trainMaskMode() {
+        ensureOpen();
+        boolean prevTraining = training;
+        boolean prevRequiresGrad = masks.values().stream().anyMatch(Tensor::requires_grad);
+        zeroMaskGrads();
+        for (Tensor m : masks.values()) m.set_requires_grad(true);
+        training = true;
+        return new MaskTraining(prevTraining, prevRequiresGrad);
+    }
+
+    /** Drops accumulated mask gradients. */
+    public void zeroMaskGrads() {
+        try (PointerScope s = new PointerScope()) {
+            for (Tensor m : masks.values()) {
+                Tensor g = m.grad();
+                if (g.defined()) g.zero_();
+            }
+        }
+    }
+
+    /** The scope of {@link #trainMaskMode()}. */
+    public final class MaskTraining implements AutoCloseable {
+        private final boolean prevTraining;
+        private final boolean prevRequiresGrad;
+        private boolean closed;
+
+        private MaskTraining(boolean prevTraining, boolean prevRequiresGrad) {
+            this.prevTraining = prevTraining;
+            this.prevRequiresGrad = prevRequiresGrad;
+        }
+
+        /** The trainable masks, by destination module. */
+        public Map<String, Tensor> masks() {
+            return PatchableModel.this.masks();
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            training = prevTraining;
+            for (Tensor m : masks.values()) m.set_requires_grad(prevRequiresGrad);
+        }
+    }
+
+    /** Sets the mask function and mask dropout; closing restores the previous ones. Modifies the model's state. */
+    public MaskFnMode maskFnMode(MaskFn fn, double dropout) {
+        ensureOpen();
+        if (dropout < 0 || dropout >= 1) throw new IllegalArgumentException("dropout must be in [0, 1), got " + dropout);
+        MaskFnMode mode = new MaskFnMode(maskFn, dropoutP);
+        maskFn = Objects.requireNonNull(fn, "fn");
+        dropoutP = dropout;
+        return mode;
+    }
+
+    /** The scope of {@link #maskFnMode}. */
+    public final class MaskFnMode implements AutoCloseable {
+        private final MaskFn prevFn;
+        private final double prevDropout;
+        private boolean closed;
+
+        private MaskFnMode(MaskFn prevFn, double prevDropout) {
+            this.prevFn = prevFn;
+            this.prevDropout = prevDropout;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            maskFn = prevFn;
+            dropoutP = prevDropout;
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) throw new IllegalStateException("PatchableModel is closed");
+    }
+
+    /** Frees the masks, the KV caches and the wrapped model. Closing twice is a no-op. */
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        owned.close();
+        kvCaches.values().forEach(KvCache::close);
+        kvCaches.clear();
+        model.close();
+    }
+}
