@@ -1,0 +1,110 @@
+package org.autocircuit.patching;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.model.OutputSlice;
+import org.autocircuit.tasks.Datasets;
+import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.testing.Fixtures;
+import org.autocircuit.util.HostTensor;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * run_circuits against AutoCircuit's own outputs (circuit_metrics_{component,token}.json): edges ranked by the
+ * golden EAP scores, EDGE_PATCH and TREE_PATCH × RESAMPLE, ZERO and TOKENWISE_MEAN_CORRUPT, on the test split.
+ * Checks the real edge counts (ties), every prompt's answer and wrong-answer logits and logsumexp (RESAMPLE),
+ * and the Logit Diff curve of every combination.
+ */
+@Tag("golden")
+class GoldenRunCircuitsTest {
+    static Datasets.LoadedDatasets data;
+
+    @BeforeAll
+    static void load() {
+        data = Fixtures.ioi();
+    }
+
+    @ParameterizedTest(name = "{0} graph")
+    @ValueSource(strings = {"component", "token"})
+    void runCircuitsMatchesAutoCircuit(String graphKind) {
+        JsonNode golden = Fixtures.golden("circuit_metrics_" + graphKind + ".json");
+        JsonNode scoresJson = Fixtures.golden("prune_scores_eap_mask_gradient_" + graphKind + ".json").get("prune_scores");
+        Integer seqLen = graphKind.equals("token") ? 15 : null;
+        List<Integer> counts = new ArrayList<>();
+        golden.get("header").get("test_edge_counts").forEach(n -> counts.add(n.asInt()));
+        List<PromptPairBatch> test = data.test().batches();
+        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.reference())) {
+            PruneScores scores = Fixtures.pruneScores(model.graph(), scoresJson);
+            for (PatchType patchType : PatchType.values()) {
+                for (AblationType ablation : List.of(AblationType.RESAMPLE, AblationType.ZERO, AblationType.TOKENWISE_MEAN_CORRUPT)) {
+                    CircuitOutputs outs = RunCircuits.run(model, test, counts, scores, patchType, ablation, false);
+                    JsonNode expected = golden.get("measurements").get(patchType.name()).get(ablation.name()).get("Logit Diff");
+                    List<Integer> expectedCounts = new ArrayList<>();
+                    expected.forEach(p -> expectedCounts.add(p.get(0).asInt()));
+                    String where = graphKind + " " + patchType + " " + ablation;
+                    assertEquals(expectedCounts, List.copyOf(outs.edgeCounts()), where + ": real edge counts");
+                    for (JsonNode point : expected) {
+                        int count = point.get(0).asInt();
+                        assertEquals(point.get(1).asDouble(), logitDiff(outs.batchOutputs(count), test), 2e-5,
+                            where + ": logit diff at " + count + " edges");
+                    }
+                    if (ablation == AblationType.RESAMPLE) checkPerPrompt(golden, patchType, outs, test, where);
+                }
+            }
+        }
+    }
+
+    private static void checkPerPrompt(JsonNode golden, PatchType patchType, CircuitOutputs outs,
+                                       List<PromptPairBatch> test, String where) {
+        JsonNode detail = golden.get("run_circuits_resample_detail").get(patchType.name());
+        for (int count : outs.edgeCounts()) {
+            JsonNode perBatch = detail.get(Integer.toString(count));
+            for (int b = 0; b < test.size(); b++) {
+                PromptPairBatch batch = test.get(b);
+                float[] logits = outs.output(count, batch.key()).floats();
+                int vocab = logits.length / batch.batchSize();
+                for (int i = 0; i < batch.batchSize(); i++) {
+                    int ans = (int) batch.answers().prompt(i).longs()[0];
+                    int wrong = (int) batch.wrongAnswers().prompt(i).longs()[0];
+                    String at = where + " count " + count + " batch " + b + " prompt " + i;
+                    assertEquals(perBatch.get(b).get("answer_logit").get(i).asDouble(), logits[i * vocab + ans], 1e-4, at + " answer logit");
+                    assertEquals(perBatch.get(b).get("wrong_answer_logit").get(i).asDouble(), logits[i * vocab + wrong], 1e-4, at + " wrong logit");
+                    assertEquals(perBatch.get(b).get("logsumexp").get(i).asDouble(), logSumExp(logits, i * vocab, vocab), 1e-4, at + " logsumexp");
+                }
+            }
+        }
+    }
+
+    /** Mean over batches of the batch mean of logit[answer] − logit[wrong] (AutoCircuit's Logit Diff). */
+    private static double logitDiff(Map<Long, HostTensor> outputs, List<PromptPairBatch> batches) {
+        double sum = 0;
+        for (PromptPairBatch batch : batches) {
+            float[] logits = outputs.get(batch.key()).floats();
+            int vocab = logits.length / batch.batchSize();
+            double batchSum = 0;
+            for (int i = 0; i < batch.batchSize(); i++) {
+                batchSum += logits[i * vocab + (int) batch.answers().prompt(i).longs()[0]]
+                    - logits[i * vocab + (int) batch.wrongAnswers().prompt(i).longs()[0]];
+            }
+            sum += batchSum / batch.batchSize();
+        }
+        return sum / batches.size();
+    }
+
+    private static double logSumExp(float[] x, int from, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = from; i < from + n; i++) max = Math.max(max, x[i]);
+        double s = 0;
+        for (int i = from; i < from + n; i++) s += Math.exp(x[i] - max);
+        return max + Math.log(s);
+    }
+}

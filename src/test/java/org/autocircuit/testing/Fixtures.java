@@ -1,0 +1,93 @@
+package org.autocircuit.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.tasks.Datasets;
+import org.autocircuit.tasks.Gpt2Tokenizer;
+import org.autocircuit.tasks.LoaderOptions;
+
+/**
+ * The test fixtures (src/test/resources/fixtures, copied from the golden set AutoCircuit produced; see its
+ * README): the 2-layer GPT-2-architecture model, the 32 IOI prompts, and the golden JSON files.
+ */
+public final class Fixtures {
+    private Fixtures() {}
+
+    public static Path resource(String path) {
+        try {
+            var url = Fixtures.class.getResource("/fixtures/" + path);
+            if (url == null) throw new IllegalStateException("missing test resource fixtures/" + path);
+            return Path.of(url.toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public static Path modelDir() {
+        return resource("models/gpt2-tiny-random");
+    }
+
+    public static HookedTransformer model() {
+        try {
+            return HookedTransformer.fromPretrained(modelDir());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The golden files' loader options: BOS, batch 8, (16, 16), seq length, no shuffle. */
+    public static LoaderOptions ioiOptions() {
+        return LoaderOptions.builder().prependBos(true).batchSize(8).trainTestSize(16, 16)
+            .returnSeqLength(true).tailDivergence(false).shuffle(false).randomSeed(42).pad(true).build();
+    }
+
+    public static Datasets.LoadedDatasets ioi() {
+        try {
+            return Datasets.load(resource("datasets/ioi-32.json"), ioiOptions(), new Gpt2Tokenizer());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static JsonNode golden(String name) {
+        try (InputStream in = Fixtures.class.getResourceAsStream("/fixtures/golden/" + name)) {
+            if (in == null) throw new IllegalStateException("missing golden file " + name);
+            return new ObjectMapper().readTree(in);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** A golden {@code {dest_module: nested list}} prune-score object as PruneScores of {@code graph}. */
+    public static PruneScores pruneScores(Graph graph, JsonNode byModule) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        byModule.fields().forEachRemaining(e -> {
+            java.util.List<Float> flat = new java.util.ArrayList<>();
+            flatten(e.getValue(), flat);
+            float[] f = new float[flat.size()];
+            for (int i = 0; i < f.length; i++) f[i] = flat.get(i);
+            out.put(e.getKey(), f);
+        });
+        return PruneScores.of(graph, out);
+    }
+
+    private static void flatten(JsonNode n, java.util.List<Float> out) {
+        if (n.isArray()) {
+            for (JsonNode c : n) flatten(c, out);
+        } else if (n.isTextual()) {
+            out.add(n.asText().contains("-") ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY);
+        } else {
+            out.add((float) n.asDouble());
+        }
+    }
+}
