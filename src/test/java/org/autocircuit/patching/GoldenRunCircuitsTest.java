@@ -8,6 +8,9 @@ import java.util.List;
 import java.util.Map;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
+import org.autocircuit.metrics.Measurement;
+import org.autocircuit.metrics.ModelMetricContext;
+import org.autocircuit.metrics.PruneMetrics;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.PromptPairBatch;
@@ -22,7 +25,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * run_circuits against AutoCircuit's own outputs (circuit_metrics_{component,token}.json): edges ranked by the
  * golden EAP scores, EDGE_PATCH and TREE_PATCH × RESAMPLE, ZERO and TOKENWISE_MEAN_CORRUPT, on the test split.
  * Checks the real edge counts (ties), every prompt's answer and wrong-answer logits and logsumexp (RESAMPLE),
- * and the Logit Diff curve of every combination.
+ * the Logit Diff curve of every combination, and all eight metrics of the golden file through the metric registry
+ * (Logit Diff, Clean and Corrupt KL Div, Correct Answer Percent, Answer Prob, Answer Logit, Logit Diff Percent,
+ * Correct Answer Greater Than Incorrect Percent) within rtol 1e-3.
  */
 @Tag("golden")
 class GoldenRunCircuitsTest {
@@ -58,6 +63,8 @@ class GoldenRunCircuitsTest {
                             where + ": logit diff at " + count + " edges");
                     }
                     if (ablation == AblationType.RESAMPLE) checkPerPrompt(golden, patchType, outs, test, where);
+                    checkEveryMetric(golden.get("measurements").get(patchType.name()).get(ablation.name()), outs,
+                        new ModelMetricContext(model, test), where);
                 }
             }
         }
@@ -82,6 +89,22 @@ class GoldenRunCircuitsTest {
                 }
             }
         }
+    }
+
+    /** All eight golden metrics, through the metric registry, on the real run_circuits outputs. */
+    private static void checkEveryMetric(JsonNode expectedByMetric, CircuitOutputs outs, ModelMetricContext ctx, String where) {
+        expectedByMetric.fields().forEachRemaining(e -> {
+            List<Measurement> actual = PruneMetrics.byKey(e.getKey()).measure(ctx, outs);
+            assertEquals(e.getValue().size(), actual.size(), where + " " + e.getKey() + ": number of points");
+            for (int i = 0; i < actual.size(); i++) {
+                JsonNode point = e.getValue().get(i);
+                assertEquals(point.get(0).asDouble(), actual.get(i).x(), 0, where + " " + e.getKey() + " edge count");
+                double expected = point.get(1).asDouble();
+                // rtol 1e-3 (the bar) with a floor for values that are ~0 (KL of identical outputs)
+                assertEquals(expected, actual.get(i).y(), 1e-3 * Math.abs(expected) + 2e-6,
+                    where + " " + e.getKey() + " at " + point.get(0).asInt() + " edges");
+            }
+        });
     }
 
     /** Mean over batches of the batch mean of logit[answer] − logit[wrong] (AutoCircuit's Logit Diff). */

@@ -1,0 +1,141 @@
+package org.autocircuit.algorithms;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.metrics.TensorOps;
+import org.autocircuit.patching.AblationType;
+import org.autocircuit.patching.Ablations;
+import org.autocircuit.patching.Inputs;
+import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.util.Progress;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Edge scores from the gradient of a task loss with respect to the edge masks (SPEC §7.1).
+ *
+ * <p>At mask value 0 with logits and the average logit difference this is Edge Attribution Patching
+ * (Syed, Rager and Conmy, 2023): the score of edge u→v is
+ * {@code −Σ ∂(mean logit diff)/∂input_v · (patch_u − clean_u)}, a first-order estimate of what ablating
+ * that edge does, from one corrupt pass, one patched pass and one backward pass per batch. With
+ * {@code integratedGradSamples = n} the masks step through k/n for k = 0..n and the n+1 gradients are
+ * summed (not averaged, no step size: SPEC §15.5), as AutoCircuit does.
+ */
+public final class MaskGradient {
+    private MaskGradient() {}
+
+    /** What the loss reads from the output. */
+    public enum GradFunction {
+        LOGIT, PROB, LOGPROB,
+        /** exp(logits) / Σ exp(logits), with the gradient flowing only through the numerator. */
+        LOGIT_EXP;
+
+        Tensor apply(Tensor logits) {
+            return switch (this) {
+                case LOGIT -> logits;
+                case PROB -> logits.softmax(-1);
+                case LOGPROB -> logits.log_softmax(-1);
+                case LOGIT_EXP -> {
+                    Tensor e = logits.exp();
+                    yield e.div(e.sum(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional()).detach());
+                }
+            };
+        }
+
+        public static GradFunction parse(String s) {
+            return valueOf(s.trim().toUpperCase(Locale.ROOT));
+        }
+    }
+
+    /** How the answers become a loss. */
+    public enum AnswerFunction {
+        /** −(mean of answer − wrong-answer values). */
+        AVG_DIFF,
+        /** −(mean of answer values). */
+        AVG_VAL,
+        /** mean squared error against float answers (tracr x-proportion). */
+        MSE;
+
+        Tensor loss(Tensor tokenVals, PromptPairBatch batch) {
+            return switch (this) {
+                case AVG_DIFF -> TensorOps.batchAvgAnswerDiff(tokenVals, batch).neg();
+                case AVG_VAL -> TensorOps.batchAvgAnswerVal(tokenVals, batch, false).neg();
+                case MSE -> {
+                    if (!(batch.answers() instanceof org.autocircuit.tasks.Answers.Stacked s)) {
+                        throw new IllegalArgumentException("the mse answer function needs stacked answers");
+                    }
+                    Tensor target = s.values().toTensor().to(torch.ScalarType.Float).reshape(tokenVals.shape());
+                    yield tokenVals.sub(target).pow(new org.bytedeco.pytorch.Scalar(2)).mean();
+                }
+            };
+        }
+
+        public static AnswerFunction parse(String s) {
+            return valueOf(s.trim().toUpperCase(Locale.ROOT));
+        }
+    }
+
+    /**
+     * The parameters of one run. Exactly one of {@code maskVal} and {@code integratedGradSamples} is set.
+     *
+     * @param cleanCorrupt which side of each pair supplies per-batch ablation values (null for ZERO and dataset means)
+     */
+    public record Options(GradFunction gradFunction, AnswerFunction answerFunction, Double maskVal,
+                          Integer integratedGradSamples, AblationType ablationType, Ablations.CleanCorrupt cleanCorrupt) {
+        public Options {
+            if ((maskVal == null) == (integratedGradSamples == null)) {
+                throw new IllegalArgumentException("exactly one of maskVal and integratedGradSamples must be set; got "
+                    + maskVal + " and " + integratedGradSamples);
+            }
+            if (integratedGradSamples != null && integratedGradSamples < 1) {
+                throw new IllegalArgumentException("integratedGradSamples must be ≥ 1, got " + integratedGradSamples);
+            }
+        }
+
+        /** Edge Attribution Patching: logits, average logit difference, masks at 0, corrupt resample values. */
+        public static Options eap() {
+            return new Options(GradFunction.LOGIT, AnswerFunction.AVG_DIFF, 0.0, null, AblationType.RESAMPLE,
+                Ablations.CleanCorrupt.CORRUPT);
+        }
+
+        /** Integrated gradients of the logit difference with {@code n} samples (n+1 points). */
+        public static Options integratedGradients(int n) {
+            return new Options(GradFunction.LOGIT, AnswerFunction.AVG_DIFF, null, n, AblationType.RESAMPLE,
+                Ablations.CleanCorrupt.CORRUPT);
+        }
+    }
+
+    public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options) {
+        return scores(model, batches, options, Progress.NONE);
+    }
+
+    /** Computes the scores; leaves the masks at the last value used (SPEC §15.2). */
+    public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options, Progress progress) {
+        int points = options.integratedGradSamples() == null ? 1 : options.integratedGradSamples() + 1;
+        long total = (long) points * batches.size(), done = 0;
+        try (PointerScope runScope = new PointerScope()) {
+            Map<Long, Tensor> srcOuts = Ablations.batchSrcAblations(model, batches, options.ablationType(), options.cleanCorrupt());
+            try (PatchableModel.MaskTraining training = model.trainMaskMode()) {
+                for (int sample = 0; sample < points; sample++) {
+                    model.setAllMasks(options.maskVal() != null
+                        ? options.maskVal() : (double) sample / options.integratedGradSamples());
+                    for (PromptPairBatch batch : batches) {
+                        Progress.checkInterrupted("mask gradient");
+                        try (PointerScope step = new PointerScope();
+                             PatchableModel.PatchMode mode = model.patchMode(srcOuts.get(batch.key()))) {
+                            Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
+                            Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
+                            loss.backward();
+                        }
+                        progress.update("mask gradient", ++done, total);
+                    }
+                }
+                return model.maskGradients();
+            }
+        }
+    }
+}
