@@ -1,0 +1,64 @@
+package org.autocircuit.algorithms;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import org.autocircuit.graph.Edge;
+import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.util.Progress;
+
+/**
+ * Everything one algorithm run reads: the patchable model (whose graph the scores cover), the training batches,
+ * and the optional extras some algorithms need.
+ *
+ * @param model         the model to score; algorithms may leave its masks changed (SPEC §15.2)
+ * @param train         the training batches (ACDC reads only the first)
+ * @param officialEdges the task's known circuit, or null; ground truth and circuit probing's "true_size" need it
+ * @param progress      where long runs report progress; it may throw to cancel
+ * @param seed          the seed of seeded algorithms (random scores, hard-concrete sampling, probing)
+ * @param checkpoint    a file where resumable algorithms (ACDC, probing) keep finished work, or null
+ */
+public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
+                       Progress progress, long seed, Path checkpoint) {
+
+    public PruneRun {
+        if (model == null) {
+            throw new IllegalArgumentException("model must not be null");
+        }
+        if (train == null || train.isEmpty()) {
+            throw new IllegalArgumentException("train must hold at least one batch");
+        }
+        train = List.copyOf(train);
+        officialEdges = officialEdges == null ? null : Set.copyOf(officialEdges);
+        progress = progress == null ? Progress.NONE : progress;
+    }
+
+    /** A run with no official edges, no progress reporting, seed 0 and no checkpoint. */
+    public static PruneRun of(PatchableModel model, List<PromptPairBatch> train) {
+        return new PruneRun(model, train, null, Progress.NONE, 0L, null);
+    }
+
+    public PruneRun withOfficialEdges(Set<Edge> edges) {
+        return new PruneRun(model, train, edges, progress, seed, checkpoint);
+    }
+
+    public PruneRun withProgress(Progress p) {
+        return new PruneRun(model, train, officialEdges, p, seed, checkpoint);
+    }
+
+    public PruneRun withSeed(long s) {
+        return new PruneRun(model, train, officialEdges, progress, s, checkpoint);
+    }
+
+    public PruneRun withCheckpoint(Path file) {
+        return new PruneRun(model, train, officialEdges, progress, seed, file);
+    }
+
+    /** The official edges, or an error naming the algorithm that needs them. */
+    public Set<Edge> requireOfficialEdges(String algorithm) {
+        return Optional.ofNullable(officialEdges).orElseThrow(() -> new IllegalArgumentException(
+            algorithm + " needs the task's official edges, but none were given"));
+    }
+}
