@@ -1,0 +1,221 @@
+package org.autocircuit.tasks;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import org.autocircuit.graph.Edge;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.OfficialCircuit;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.model.KvCache;
+import org.autocircuit.patching.PatchableModel;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * A {@link Task} with everything loaded (AutoCircuit's {@code Task.init_task}, SPEC §9): the patchable model, the
+ * train and test loaders, the key/value caches of the shared prompt prefix, and the official circuit's edges.
+ *
+ * <p>Owns the native memory of the model, its masks and its caches; {@link #close()} frees them. Nothing is cached
+ * between tasks: two tasks on the same model folder load it twice. Not thread-safe (as {@link PatchableModel}).
+ */
+public final class LoadedTask implements AutoCloseable {
+    private final Task task;
+    private final PatchableModel model;
+    private final PromptDataLoader train;
+    private final PromptDataLoader test;
+    private final OfficialCircuit officialCircuit;
+    private final Set<Edge> officialEdges;
+
+    private LoadedTask(Task task, PatchableModel model, PromptDataLoader train, PromptDataLoader test,
+                       OfficialCircuit officialCircuit, Set<Edge> officialEdges) {
+        this.task = task;
+        this.model = model;
+        this.train = train;
+        this.test = test;
+        this.officialCircuit = officialCircuit;
+        this.officialEdges = officialEdges;
+    }
+
+    /** {@link #load(Task, TaskPaths, Kernels)} with the reference kernels. */
+    public static LoadedTask load(Task task, TaskPaths paths) throws IOException {
+        return load(task, paths, Kernels.reference());
+    }
+
+    /**
+     * Loads the model folder, the dataset, the graph and the official circuit.
+     *
+     * <ol>
+     *   <li>The task must be supported and its model folder and dataset file must exist; the errors say which path
+     *       is missing and what belongs there.</li>
+     *   <li>The dataset is loaded as AutoCircuit does: BOS, left padding, tail divergence, shuffle with seed 42,
+     *       {@code batch_size × batch_count} prompts per split, and the padded length as the graph's token
+     *       positions for token circuits.</li>
+     *   <li>The model becomes a {@link PatchableModel} with the task's graph; the shared prompt prefix cut by tail
+     *       divergence becomes frozen key/value caches (one per distinct batch size).</li>
+     *   <li>The official circuit (if any) is resolved on that graph, at the dataset's word positions.</li>
+     * </ol>
+     *
+     * @throws IllegalArgumentException        for a missing folder or file, or bad content, naming it
+     * @throws UnsupportedOperationException   for a task this port cannot run, saying why
+     * @throws IOException                     if a file cannot be read
+     */
+    public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels) throws IOException {
+        Objects.requireNonNull(task, "task");
+        Objects.requireNonNull(paths, "paths");
+        if (task.unsupported() != null) {
+            throw new UnsupportedOperationException("task '" + task.key() + "' cannot run in this port: "
+                + task.unsupported());
+        }
+        Path modelDir = task.modelPath(paths);
+        checkModelFolder(task, modelDir, paths);
+        Path dataset = task.datasetPath(paths);
+        if (!Files.isRegularFile(dataset)) {
+            throw new IllegalArgumentException("task '" + task.key() + "' needs the dataset file " + dataset
+                + ", which does not exist" + generateHint(task));
+        }
+        OfficialCircuit circuit = null;
+        if (task.officialCircuit() != null) {
+            Path file = paths.officialCircuits().resolve(task.officialCircuit() + ".json");
+            if (!Files.isRegularFile(file)) {
+                throw new IllegalArgumentException("task '" + task.key() + "' needs the official circuit file " + file
+                    + ", which does not exist");
+            }
+            circuit = OfficialCircuit.read(file);
+        }
+
+        Tokenizer tokenizer = tokenizer(task, modelDir);
+        Datasets.LoadedDatasets data = Datasets.load(dataset, task.loaderOptions(), tokenizer);
+        PromptDataLoader train = data.train();
+        PromptDataLoader test = data.test();
+        Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;
+
+        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir);
+        PatchableModel model;
+        try {
+            model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), kernels);
+        } catch (RuntimeException e) {
+            transformer.close();
+            throw e;
+        }
+        try {
+            addKvCaches(model, transformer, train, test);
+            Set<Edge> official = null;
+            if (circuit != null) {
+                Graph g = model.graph();
+                official = g.seqLen().isPresent()
+                    ? circuit.resolve(g, train.wordIdxs(), train.divergeIdx())
+                    : circuit.resolve(g);
+            }
+            return new LoadedTask(task, model, train, test, circuit, official);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    private static void checkModelFolder(Task task, Path dir, TaskPaths paths) {
+        String where = task.bundledModel() ? " (bundled with this repository under " + paths.datasetsRoot() + ")"
+            : " (the models root is " + paths.modelsRoot() + "; change it with --models-root DIR)";
+        if (!Files.isDirectory(dir)) {
+            throw new IllegalArgumentException("task '" + task.key() + "' needs the model folder " + dir
+                + ", which does not exist" + where + "; it should hold " + task.modelDescription());
+        }
+        for (String f : new String[] {"config.json", "model.safetensors"}) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                throw new IllegalArgumentException("task '" + task.key() + "': model folder " + dir + " lacks " + f
+                    + "; it should hold " + task.modelDescription());
+            }
+        }
+    }
+
+    private static String generateHint(Task task) {
+        String name = Path.of(task.dataset()).getFileName().toString();
+        for (String g : new String[] {"ioi", "greater-than", "docstring"}) {
+            if (name.equals(g + ".json")) return "; make it with `autocircuit generate " + g + " --out " + task.dataset() + "`";
+        }
+        return "; it is AutoCircuit's dataset file of that name, copy it there";
+    }
+
+    /**
+     * The tokenizer a task names. Only {@code "gpt2"} (GPT-2's byte-level BPE) exists so far; a model with its own
+     * vocabulary gets a case here.
+     *
+     * @throws IllegalArgumentException for an unknown name
+     */
+    static Tokenizer tokenizer(Task task, Path modelDir) {
+        if (task.tokenizer().equals("gpt2")) return new Gpt2Tokenizer();
+        throw new IllegalArgumentException("task '" + task.key() + "' names tokenizer '" + task.tokenizer()
+            + "' for " + modelDir + "; valid: gpt2");
+    }
+
+    /**
+     * AutoCircuit builds one cache from {@code clean[:batch, :diverge_idx]} for each batch size (train and test
+     * when they differ); forward passes pick the cache by batch size.
+     */
+    private static void addKvCaches(PatchableModel model, HookedTransformer transformer, PromptDataLoader train,
+                                    PromptDataLoader test) {
+        for (PromptDataLoader loader : new PromptDataLoader[] {train, test}) {
+            if (loader.kvPrefix().isEmpty()) continue;
+            if (loader == test && test.batchSize() == train.batchSize() && train.kvPrefix().isPresent()) continue;
+            try (PointerScope scope = new PointerScope()) {
+                Tensor prefix = loader.kvPrefix().get().toTensor();
+                Tensor mask = loader.kvPrefixPadding().map(h -> h.toTensor()).orElse(null);
+                KvCache cache = transformer.buildKvCache(prefix, mask);
+                model.addKvCache(cache);
+            }
+        }
+    }
+
+    public Task task() {
+        return task;
+    }
+
+    /** The patchable model (owned by this task). */
+    public PatchableModel model() {
+        return model;
+    }
+
+    public Graph graph() {
+        return model.graph();
+    }
+
+    public PromptDataLoader train() {
+        return train;
+    }
+
+    public PromptDataLoader test() {
+        return test;
+    }
+
+    /** The official circuit's definition, when the task has one. */
+    public Optional<OfficialCircuit> officialCircuit() {
+        return Optional.ofNullable(officialCircuit);
+    }
+
+    /** The official circuit's edges in this task's graph ({@code task.true_edges}). */
+    public Optional<Set<Edge>> officialEdges() {
+        return Optional.ofNullable(officialEdges);
+    }
+
+    /** {@code task.true_edge_count}. */
+    public Optional<Integer> officialEdgeCount() {
+        return officialEdges().map(Set::size);
+    }
+
+    /** Frees the model, its masks and caches. Closing twice is a no-op. */
+    @Override
+    public void close() {
+        model.close();
+    }
+
+    @Override
+    public String toString() {
+        return "LoadedTask[" + task.key() + ", " + model.graph() + ", train " + train.nPrompts() + ", test "
+            + test.nPrompts() + (officialEdges != null ? ", official edges " + officialEdges.size() : "") + "]";
+    }
+}
