@@ -7,11 +7,9 @@ import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import org.autocircuit.algorithms.MaskGradient;
 import org.autocircuit.graph.Edge;
-import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.graph.TestEdges;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
@@ -29,7 +27,7 @@ import org.autocircuit.testing.Fixtures;
 /**
  * Discovery results from real runs on the bundled 2-layer model and the IOI fixture prompts: Edge Attribution
  * Patching and 5-sample integrated gradients on the train split, run_circuits (EDGE_PATCH, RESAMPLE) on the test
- * split at the log-spaced counts plus the faithfulness grid, four metrics, faithfulness of the logit difference, and
+ * split at 1-2-5 spaced counts plus the faithfulness grid, four metrics, faithfulness of the logit difference, and
  * a ROC curve against a stand-in "official" circuit (every edge into Resid End: the random model has no real one).
  * Each graph kind is computed once per test JVM.
  */
@@ -63,9 +61,12 @@ final class ReportFixtures {
                 .task("ioi").model(Fixtures.modelDir().getFileName().toString()).dataset("ioi-32.json")
                 .graph(g).ablation(AblationType.RESAMPLE).patchType(PatchType.EDGE_PATCH).seed(42)
                 .seqLabels(seqLen == null ? List.of() : data.test().seqLabels());
-            TreeSet<Integer> counts = new TreeSet<>(EdgeCountsUtil.edgeCounts(g.nEdges(),
-                TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null));
-            counts.addAll(DiscoveryResultBuilder.faithfulnessEdgeCounts(g.nEdges()));
+            // a 1-2-5 series and the faithfulness grid: enough points for the curves at a fraction of the cost of
+            // the full logarithmic series
+            TreeSet<Integer> counts = new TreeSet<>(DiscoveryResultBuilder.faithfulnessEdgeCounts(g.nEdges()));
+            for (int decade = 1; decade < g.nEdges(); decade *= 10) {
+                for (int m : new int[] {1, 2, 5}) if (m * decade < g.nEdges()) counts.add(m * decade);
+            }
             b.edgeCounts(List.copyOf(counts)).timing("load", seconds(t0));
 
             Map<String, PruneScores> allScores = new java.util.LinkedHashMap<>();
