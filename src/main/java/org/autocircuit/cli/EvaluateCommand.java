@@ -70,7 +70,7 @@ final class EvaluateCommand implements Callable<Integer> {
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
         AblationType abl = AblationType.parse(ablation);
-        PatchType pt = parsePatchType(patchType);
+        PatchType pt = PatchType.parse(patchType);
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
         LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize)
@@ -96,14 +96,6 @@ final class EvaluateCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    private static PatchType parsePatchType(String s) {
-        try {
-            return PatchType.valueOf(s.trim().toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("unknown patch type '" + s + "'; valid: edge_patch, tree_patch");
-        }
     }
 
     private void printTable(Path modelDir, Path data, PatchableModel pm, AblationType abl, PatchType pt, CircuitOutputs outs,

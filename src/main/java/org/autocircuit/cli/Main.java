@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "autocircuit", mixinStandardHelpOptions = true, version = "autocircuit-java 0.1.0",
     description = "Circuit discovery in transformer language models by edge patching.",
-    subcommands = {EvaluateCommand.class,
+    subcommands = {DiscoverCommand.class,
+        EvaluateCommand.class,
         ReportCommand.class,
         TasksCommand.class,
         GenerateCommand.class})
@@ -28,7 +29,12 @@ public final class Main implements Runnable {
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new Main());
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
-            if (ex instanceof IllegalArgumentException || ex instanceof java.io.FileNotFoundException
+            if (ex instanceof java.util.concurrent.CancellationException) {
+                commandLine.getErr().println("autocircuit: interrupted (" + ex.getMessage() + "); finished work is kept "
+                    + "in the checkpoint files, if any were asked for");
+                return 130;
+            }
+            if (ex instanceof IllegalArgumentException || ex instanceof UnsupportedOperationException || ex instanceof java.io.FileNotFoundException
                     || ex instanceof java.nio.file.NoSuchFileException) {
                 commandLine.getErr().println("autocircuit: " + ex.getMessage());
                 return 2;

@@ -81,6 +81,11 @@ public record DiscoveryResult(int formatVersion, Run run, GraphInfo graph, List<
         ResultJson.write(this, file);
     }
 
+    /** This result as indented JSON, the form {@link #write} stores and the schema in docs/schema describes. */
+    public String toJson() {
+        return ResultJson.toJson(this);
+    }
+
     /** The algorithm with this key. */
     public AlgorithmResult algorithm(String key) {
         for (AlgorithmResult a : algorithms) {

@@ -1,0 +1,90 @@
+package org.autocircuit.algorithms;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import org.autocircuit.algorithms.MaskGradient.AnswerFunction;
+import org.autocircuit.algorithms.MaskGradient.GradFunction;
+import org.autocircuit.patching.AblationType;
+import org.autocircuit.patching.Ablations;
+
+/**
+ * The algorithm registry of SPEC §7.10: every algorithm AutoCircuit registers, with its key, name, short name and
+ * bound parameters, in AutoCircuit's order. {@link #LISTED} is AutoCircuit's {@code PRUNE_ALGOS};
+ * {@link #byKey(String)} also accepts a short name (case-insensitive) so that a command line can say {@code EAP}.
+ */
+public final class PruneAlgorithms {
+    private PruneAlgorithms() {}
+
+    public static final RegisteredAlgorithm INTEGRATED_EDGE_GRADS = maskGradient(
+        "Integrated Edge Gradients (Logit Grad)", "Integrated Edge Gradients (Logit Grad)", "IEG (Answer Logit)", false,
+        GradFunction.LOGIT, AnswerFunction.AVG_VAL, null, 50);
+    public static final RegisteredAlgorithm INTEGRATED_EDGE_GRADS_LOGIT_DIFF = maskGradient(
+        "Integrated Edge Gradients (Logit Diff)", "Integrated Edge Gradients", "IEG", true,
+        GradFunction.LOGIT, AnswerFunction.AVG_DIFF, null, 1000);
+    public static final RegisteredAlgorithm PROB_GRAD = maskGradient(
+        "Edge Answer Prob Gradient At Clean", "Prob Gradient", "EAP (Prob)", false,
+        GradFunction.PROB, AnswerFunction.AVG_VAL, 0.0, null);
+    public static final RegisteredAlgorithm LOGIT_EXP_GRAD = maskGradient(
+        "Edge Answer Logit Exp Gradient At Clean", "Exp Logit Gradient", "EAP (Answer Logit)", false,
+        GradFunction.LOGIT_EXP, AnswerFunction.AVG_VAL, 0.0, null);
+    public static final RegisteredAlgorithm LOGPROB_GRAD = maskGradient(
+        "Edge Answer Log Prob Gradient At Clean", "Logprob Gradient", "EAP (Answer Logprob)", true,
+        GradFunction.LOGPROB, AnswerFunction.AVG_VAL, 0.0, null);
+    public static final RegisteredAlgorithm LOGPROB_DIFF_GRAD = maskGradient(
+        "Edge Answer Log Prob Diff Gradient At Clean", "Logprob Diff Gradient", "EAP (Logprob Diff)", true,
+        GradFunction.LOGPROB, AnswerFunction.AVG_DIFF, 0.0, null);
+    /** The fast Edge Attribution Patching used in practice. */
+    public static final RegisteredAlgorithm LOGIT_DIFF_GRAD = maskGradient(
+        "Edge Answer Logit Diff Gradient At Clean", "Edge Attribution Patching", "EAP", true,
+        GradFunction.LOGIT, AnswerFunction.AVG_DIFF, 0.0, null);
+    public static final RegisteredAlgorithm LOGIT_MSE_GRAD = maskGradient(
+        "Edge Answer Logit MSE Gradient At Clean", "Edge Attribution Patching (MSE)", "EAP (MSE)", true,
+        GradFunction.LOGIT, AnswerFunction.MSE, 0.0, null);
+
+    /** Every registered algorithm, AutoCircuit's listed order first, then the unlisted ones. */
+    public static final List<RegisteredAlgorithm> ALL = List.of(
+        LOGIT_DIFF_GRAD, LOGPROB_GRAD, LOGPROB_DIFF_GRAD, LOGIT_MSE_GRAD, INTEGRATED_EDGE_GRADS_LOGIT_DIFF,
+        INTEGRATED_EDGE_GRADS, PROB_GRAD, LOGIT_EXP_GRAD);
+
+    /** AutoCircuit's {@code PRUNE_ALGOS}: the listed entries, in its order. */
+    public static final List<RegisteredAlgorithm> LISTED = ALL.stream().filter(RegisteredAlgorithm::listed).toList();
+
+    /**
+     * The algorithm with this key or short name, case-insensitive. A key wins over a short name (several entries
+     * share the short name {@code EAP}: it means the fast mask-gradient form).
+     *
+     * @throws IllegalArgumentException naming the value and listing the valid keys and short names
+     */
+    public static RegisteredAlgorithm byKey(String keyOrShortName) {
+        String k = keyOrShortName == null ? "" : keyOrShortName.trim().toLowerCase(Locale.ROOT);
+        for (RegisteredAlgorithm a : ALL) if (a.key().toLowerCase(Locale.ROOT).equals(k)) return a;
+        for (RegisteredAlgorithm a : ALL) if (a.shortName().toLowerCase(Locale.ROOT).equals(k)) return a;
+        throw new IllegalArgumentException("unknown algorithm '" + keyOrShortName + "'; valid keys: " + keys()
+            + "; or short names: " + shortNames());
+    }
+
+    public static List<String> keys() {
+        return ALL.stream().map(RegisteredAlgorithm::key).toList();
+    }
+
+    public static List<String> shortNames() {
+        return ALL.stream().map(RegisteredAlgorithm::shortName).distinct().toList();
+    }
+
+    private static RegisteredAlgorithm maskGradient(String key, String name, String shortName, boolean listed,
+                                                    GradFunction grad, AnswerFunction answer, Double maskVal, Integer igSamples) {
+        MaskGradient.Options o = new MaskGradient.Options(grad, answer, maskVal, igSamples, AblationType.RESAMPLE,
+            Ablations.CleanCorrupt.CORRUPT);
+        Map<String, Object> p = new LinkedHashMap<>();
+        p.put("grad_function", grad.name().toLowerCase(Locale.ROOT));
+        p.put("answer_function", answer.name().toLowerCase(Locale.ROOT));
+        if (maskVal != null) p.put("mask_val", maskVal);
+        if (igSamples != null) p.put("integrated_grad_samples", igSamples);
+        p.put("ablation_type", o.ablationType().name());
+        return new RegisteredAlgorithm(key, name, shortName, listed, p,
+            run -> MaskGradient.scores(run.model(), run.train(), o, run.progress()));
+    }
+
+}

@@ -1,0 +1,253 @@
+package org.autocircuit.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.Callable;
+import org.autocircuit.algorithms.PruneAlgorithms;
+import org.autocircuit.algorithms.PruneRun;
+import org.autocircuit.algorithms.RegisteredAlgorithm;
+import org.autocircuit.graph.Edge;
+import org.autocircuit.graph.EdgeCounts;
+import org.autocircuit.graph.EdgeCountsUtil;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.graph.TestEdges;
+import org.autocircuit.metrics.ModelMetricContext;
+import org.autocircuit.metrics.PruneMetric;
+import org.autocircuit.metrics.PruneMetrics;
+import org.autocircuit.metrics.Roc;
+import org.autocircuit.patching.AblationType;
+import org.autocircuit.patching.CircuitOutputs;
+import org.autocircuit.patching.PatchType;
+import org.autocircuit.patching.RunCircuits;
+import org.autocircuit.report.DiscoveryResult;
+import org.autocircuit.report.DiscoveryResult.AlgorithmResult;
+import org.autocircuit.report.DiscoveryResult.EdgeScore;
+import org.autocircuit.report.DiscoveryResult.FaithfulnessPoint;
+import org.autocircuit.report.DiscoveryResultBuilder;
+import org.autocircuit.report.HtmlReport;
+import org.autocircuit.tasks.LoadedTask;
+import org.autocircuit.tasks.Task;
+import org.autocircuit.tasks.TaskPaths;
+import org.autocircuit.tasks.Tasks;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The main job: score the edges of a task's graph with one or more algorithms on the train split, measure circuits
+ * of growing size on the test split, and report the top edges, the faithfulness curve, the ROC AUC against the
+ * task's official circuit, and an offline HTML report.
+ */
+@Command(name = "discover", mixinStandardHelpOptions = true, sortOptions = false,
+    description = "Discover a circuit: score edges with the chosen algorithms, measure circuits of growing size, "
+        + "compare with the official circuit (ROC), write an HTML report.")
+final class DiscoverCommand implements Callable<Integer> {
+
+    static final String DEFAULT_TASK = "induction-2l";
+    static final String DEFAULT_ALGORITHMS = "EAP,ACDC,Random";
+
+    @Option(names = "--task", description = "Task key (see `autocircuit tasks`). Default: ${DEFAULT-VALUE}.",
+        defaultValue = DEFAULT_TASK)
+    String task;
+
+    @Option(names = "--model", description = "A model folder (Hugging Face format) for a custom task; needs --dataset.")
+    Path model;
+
+    @Option(names = "--dataset", description = "A dataset JSON (AutoCircuit format) for a custom task; needs --model.")
+    Path dataset;
+
+    @Option(names = "--models-root", description = "Folder holding pretrained model folders (default: <home>/models).")
+    Path modelsRoot;
+
+    @Option(names = "--algorithms", split = ",", defaultValue = DEFAULT_ALGORITHMS,
+        description = "Algorithm keys or short names, comma-separated (default: ${DEFAULT-VALUE}; "
+            + "`--algorithms help` lists them).")
+    List<String> algorithms;
+
+    @Option(names = "--ablation", defaultValue = "resample",
+        description = "Ablation for the circuit measurements: resample, zero, tokenwise_mean_corrupt, ...")
+    String ablation;
+
+    @Option(names = "--patch-type", defaultValue = "edge_patch", description = "edge_patch or tree_patch")
+    String patchType;
+
+    @Option(names = "--edge-counts", split = ",",
+        description = "Circuit sizes to measure (default: 0, 1..9, 10, 20, ..., all, plus the faithfulness grid).")
+    List<Integer> edgeCounts;
+
+    @Option(names = "--metrics", split = ",", defaultValue = "Logit Diff,Clean KL Div,Answer Prob,Correct Answer Percent",
+        description = "Prune metrics to measure (default: ${DEFAULT-VALUE}).")
+    List<String> metrics;
+
+    @Option(names = "--faithfulness-metric", defaultValue = "Logit Diff",
+        description = "The metric of the faithfulness curve, CPR and CMD (default: ${DEFAULT-VALUE}).")
+    String faithfulnessMetric;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of seeded algorithms (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--top", defaultValue = "10", description = "How many top edges to print per algorithm.")
+    int top;
+
+    @Option(names = "--report", description = "Where to write the HTML report (default: reports/<task>.html).")
+    Path report;
+
+    @Option(names = "--no-report", description = "Do not write the HTML report.")
+    boolean noReport;
+
+    @Option(names = "--result", description = "Also write the result as JSON to this file (docs/schema/).")
+    Path resultFile;
+
+    @Option(names = "--checkpoint-dir",
+        description = "Keep resumable algorithms' finished work here (ACDC, probing); a rerun resumes from it.")
+    Path checkpointDir;
+
+    @Option(names = "--json", description = "Print the result JSON (docs/schema/discover-result.schema.json) on stdout.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (algorithms.size() == 1 && algorithms.get(0).equalsIgnoreCase("help")) {
+            for (RegisteredAlgorithm a : PruneAlgorithms.ALL) {
+                System.out.printf("%-24s %-46s %s%n", a.shortName(), a.key(), a.parameters());
+            }
+            return 0;
+        }
+        // validate everything cheap before loading a model
+        List<RegisteredAlgorithm> algos = new ArrayList<>();
+        for (String k : algorithms) algos.add(PruneAlgorithms.byKey(k));
+        AblationType abl = AblationType.parse(ablation);
+        PatchType pt = PatchType.parse(patchType);
+        List<PruneMetric> chosen = new ArrayList<>();
+        for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
+        PruneMetric faithMetric = PruneMetrics.byKey(faithfulnessMetric.trim());
+        if (!chosen.contains(faithMetric)) chosen.add(0, faithMetric);
+        if (top < 0) throw new IllegalArgumentException("--top must be >= 0, got " + top);
+        if ((model == null) != (dataset == null)) {
+            throw new IllegalArgumentException("a custom task needs both --model DIR and --dataset FILE");
+        }
+
+        TaskPaths paths = TaskPaths.under(Main.home());
+        if (modelsRoot != null) paths = paths.withModelsRoot(modelsRoot);
+        Task t = model != null ? Task.generic(model, dataset, 8, 2) : Tasks.byKey(task);
+        Path reportPath = noReport ? null
+            : report != null ? report : Path.of("reports", t.key().replaceAll("[^A-Za-z0-9._-]", "_") + ".html");
+        if (reportPath != null) checkWritable(reportPath, "--report");
+        if (resultFile != null) checkWritable(resultFile, "--result");
+
+        long t0 = System.nanoTime();
+        try (LoadedTask loaded = LoadedTask.load(t, paths);
+             ConsoleProgress progress = new ConsoleProgress(false)) {
+            int nEdges = loaded.graph().nEdges();
+            List<Integer> counts = circuitSizes(nEdges);
+            Set<Edge> official = loaded.officialEdges().orElse(null);
+            DiscoveryResultBuilder result = DiscoveryResult.builder().task(t.key())
+                .model(t.modelPath(paths).toString()).dataset(t.datasetPath(paths).toString())
+                .graph(loaded.graph()).ablation(abl).patchType(pt).edgeCounts(counts).seed(seed)
+                .seqLabels(loaded.test().seqLabels());
+            ModelMetricContext ctx = new ModelMetricContext(loaded.model(), loaded.test().batches());
+            for (RegisteredAlgorithm a : algos) {
+                PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, progress, seed,
+                    checkpointDir == null ? null : checkpointDir.resolve(fileName(t.key() + "-" + a.shortName()) + ".ckpt"));
+                long s0 = System.nanoTime();
+                PruneScores scores = a.scores(run);
+                double scoreSeconds = (System.nanoTime() - s0) / 1e9;
+                CircuitOutputs outs = RunCircuits.run(loaded.model(), loaded.test().batches(), counts, scores, pt, abl,
+                    false, progress);
+                DiscoveryResultBuilder.AlgorithmBuilder ab = result.algorithm(a.key(), a.name(), scores)
+                    .seconds(scoreSeconds).topEdges(Math.max(top, DiscoveryResultBuilder.DEFAULT_TOP_EDGES));
+                a.parameters().forEach(ab::parameter);
+                ab.measure(ctx, outs, chosen).faithfulness(faithMetric);
+                if (official != null) {
+                    Roc.Curve roc = Roc.curve(scores, official);
+                    ab.roc(loaded.officialCircuit().map(c -> c.name()).orElse("official"), official.size(),
+                        roc.points(), roc.auc());
+                }
+                ab.add();
+            }
+            result.timing("total", (System.nanoTime() - t0) / 1e9);
+            DiscoveryResult r = result.build();
+            if (resultFile != null) r.write(resultFile);
+            if (reportPath != null) HtmlReport.write(r, reportPath);
+            if (json) {
+                System.out.println(r.toJson());
+            } else {
+                printSummary(r, loaded, reportPath);
+            }
+        }
+        return 0;
+    }
+
+    /** The requested sizes (or the logarithmic default) plus the faithfulness grid, which the curve needs. */
+    private List<Integer> circuitSizes(int nEdges) {
+        TreeSet<Integer> counts = new TreeSet<>(edgeCounts != null ? edgeCounts
+            : EdgeCountsUtil.edgeCounts(nEdges, TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null));
+        for (int k : counts) {
+            if (k < 0 || k > nEdges) {
+                throw new IllegalArgumentException("--edge-counts: " + k + " is outside [0, " + nEdges + "] (the graph has "
+                    + nEdges + " edges)");
+            }
+        }
+        counts.addAll(DiscoveryResultBuilder.faithfulnessEdgeCounts(nEdges));
+        return List.copyOf(counts);
+    }
+
+    private void printSummary(DiscoveryResult r, LoadedTask loaded, Path reportPath) {
+        System.out.printf("task %s: %s%n", r.run().task(), loaded.task().name());
+        System.out.printf("graph: %d edges%s; train %d prompts, test %d prompts%n", loaded.graph().nEdges(),
+            loaded.graph().seqLen().isPresent() ? " (per token position)" : "", loaded.train().nPrompts(),
+            loaded.test().nPrompts());
+        for (AlgorithmResult a : r.algorithms()) {
+            System.out.printf("%n== %s (%s), scored in %.2f s%n", a.name(), a.key(), a.seconds() == null ? 0 : a.seconds());
+            List<EdgeScore> topEdges = a.topEdges();
+            System.out.printf("top %d edges:%n", Math.min(top, topEdges.size()));
+            for (int i = 0; i < Math.min(top, topEdges.size()); i++) {
+                EdgeScore e = topEdges.get(i);
+                System.out.printf("  %3d. %-28s %s%n", i + 1, e.edge() + (e.seqIdx() == null ? "" : " @" + e.seqIdx()),
+                    formatScore(e.score()));
+            }
+            if (a.faithfulness() != null) {
+                System.out.printf("faithfulness of %s (m(∅) = %.4g, m(full) = %.4g):%n", a.faithfulness().metricKey(),
+                    a.faithfulness().emptyValue(), a.faithfulness().fullValue());
+                System.out.printf("  %8s %7s %10s %8s%n", "fraction", "edges", "value", "f");
+                for (FaithfulnessPoint p : a.faithfulness().points()) {
+                    System.out.printf("  %8.3f %7d %10.4g %8.3f%n", p.fraction(), p.edgeCount(), p.metricValue(), p.faithfulness());
+                }
+                System.out.printf("  CPR %.3f, CMD %.3f%n", a.faithfulness().cpr(), a.faithfulness().cmd());
+            }
+            if (a.roc() != null) {
+                System.out.printf("ROC AUC against the official circuit '%s' (%d edges): %.3f%n", a.roc().officialCircuit(),
+                    a.roc().officialEdgeCount(), a.roc().auc());
+            }
+        }
+        if (reportPath != null) System.out.printf("%nreport: %s%n", reportPath.toAbsolutePath().normalize());
+        System.out.printf("done in %.1f s%n", r.run().timingsSeconds().getOrDefault("total", 0.0));
+    }
+
+    private static String formatScore(double s) {
+        if (Double.isInfinite(s)) return s > 0 ? "+inf (kept)" : "-inf";
+        return String.format(Locale.ROOT, "%+.5g", s);
+    }
+
+    private static String fileName(String s) {
+        return s.replaceAll("[^A-Za-z0-9._-]", "_");
+    }
+
+    /** Fails before any work if the file's folder cannot be created or written. */
+    private static void checkWritable(Path file, String option) {
+        Path dir = file.toAbsolutePath().getParent();
+        try {
+            Files.createDirectories(dir);
+        } catch (Exception e) {
+            throw new IllegalArgumentException(option + ": cannot create the folder " + dir + " (" + e.getMessage() + ")");
+        }
+        if (!Files.isWritable(dir) || (Files.exists(file) && !Files.isWritable(file)) || Files.isDirectory(file)) {
+            throw new IllegalArgumentException(option + ": cannot write " + file.toAbsolutePath()
+                + (Files.isDirectory(file) ? " (it is a folder)" : " (no permission)"));
+        }
+    }
+}
