@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "autocircuit", mixinStandardHelpOptions = true, version = "autocircuit-java 0.1.0",
     description = "Circuit discovery in transformer language models by edge patching.",
-    subcommands = {EvaluateCommand.class})
+    subcommands = {EvaluateCommand.class, TrainCommand.class})
 public final class Main implements Runnable {
 
     @Override
