@@ -31,6 +31,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dataset", description = "Also write the clean/corrupt induction prompts (AutoCircuit JSON) here.")
     Path dataset;
 
+    @Option(names = "--dataset-only", description = "Write --dataset and exit without training.") boolean datasetOnly;
+
     @Option(names = "--dataset-prompts", description = "Prompt pairs in --dataset (default: ${DEFAULT-VALUE}).",
         defaultValue = "128") int datasetPrompts;
     @Option(names = "--dataset-seed", description = "Seed of the prompts (default: ${DEFAULT-VALUE}).",
@@ -57,6 +59,11 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Path target = out != null ? out : Main.home().resolve("datasets/models/induction-2l");
+        if (datasetOnly) {
+            if (dataset == null) throw new IllegalArgumentException("--dataset-only needs --dataset FILE");
+            writeDataset(new InductionTask(or(vocabWords, D.vocabWords())), or(maxRepeat, D.maxRepeat()));
+            return 0;
+        }
         if (java.nio.file.Files.exists(target) && !force) {
             throw new IllegalArgumentException("output folder " + target + " already exists; pass --force to replace it");
         }
@@ -89,13 +96,16 @@ final class TrainCommand implements Callable<Integer> {
                 new ModelFolder.RunInfo(seconds, lastLoss[0], command));
             System.out.printf(Locale.ROOT, "trained %d parameters in %.1f s; accuracy on the repeated half of 256 fresh"
                 + " sequences: %.4f%nwrote %s%n", weights.count(), seconds, accuracy, target);
-            if (dataset != null) {
-                int repeat = Math.min(10, cfg.maxRepeat());
-                Datasets.write(dataset, task.prompts(datasetSeed, datasetPrompts, repeat, repeat / 2 + 1));
-                System.out.println("wrote " + dataset);
-            }
+            if (dataset != null) writeDataset(task, cfg.maxRepeat());
         }
         return 0;
+    }
+
+    /** The prompts: runs of 10 words (or maxRepeat if shorter), the second copy cut after 6 (repeat/2 + 1). */
+    private void writeDataset(InductionTask task, int maxRepeatLen) throws java.io.IOException {
+        int repeat = Math.min(10, maxRepeatLen);
+        Datasets.write(dataset, task.prompts(datasetSeed, datasetPrompts, repeat, repeat / 2 + 1));
+        System.out.println("wrote " + dataset);
     }
 
     private static <T> T or(T value, T fallback) {

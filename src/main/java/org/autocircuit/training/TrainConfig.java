@@ -59,8 +59,8 @@ public record TrainConfig(
         require(nLayers >= 1, "nLayers", nLayers);
         require(minRepeat >= 2, "minRepeat", minRepeat);
         require(maxRepeat >= minRepeat, "maxRepeat (must be ≥ minRepeat " + minRepeat + ")", maxRepeat);
-        require(vocabWords >= maxRepeat, "vocabWords (must be ≥ maxRepeat " + maxRepeat + ", runs hold distinct words)",
-            vocabWords);
+        require(vocabWords >= nCtx - 1 - minRepeat, "vocabWords (must be ≥ nCtx − 1 − minRepeat = " + (nCtx - 1 - minRepeat)
+            + ": a prefix and run hold distinct words)", vocabWords);
         require(nCtx >= 1 + 2 * maxRepeat, "nCtx (must be ≥ 1 + 2 maxRepeat = " + (1 + 2 * maxRepeat) + ")", nCtx);
         require(initRange > 0 && Double.isFinite(initRange), "initRange", initRange);
     }
@@ -71,12 +71,12 @@ public record TrainConfig(
 
     /** The bundled model's recipe (datasets/models/induction-2l). */
     public static TrainConfig defaults() {
-        return new TrainConfig(1, 2000, 32, 1e-3, 100, 0.0, 64, 64, 4, 2, 32, 4, 12, 0.02);
+        return new TrainConfig(1, 4000, 32, 1e-3, 100, 0.01, 64, 64, 4, 2, 32, 4, 12, 0.02);
     }
 
-    /** Sequence length of every training batch: BOS plus two copies of the longest run. */
+    /** Sequence length of every training batch: the whole context (BOS, a filler prefix, r, r, filler). */
     public int trainSeqLen() {
-        return 1 + 2 * maxRepeat;
+        return nCtx;
     }
 
     /** Learning rate at step {@code step} (0-based): linear warm-up, then cosine decay to 10% of the peak. */

@@ -85,7 +85,7 @@ public final class Trainer {
                 optimiser.param_groups().get(0).options().set_lr(lr);
                 double lossValue;
                 try (PointerScope stepScope = new PointerScope()) {
-                    InductionTask.Batch batch = task.sample(data, cfg.batchSize(), cfg.minRepeat(), cfg.maxRepeat());
+                    InductionTask.Batch batch = task.sample(data, cfg.batchSize(), cfg.trainSeqLen(), cfg.minRepeat(), cfg.maxRepeat());
                     optimiser.zero_grad();
                     try (HookedTransformer model = weights.model()) {
                         Tensor logits = model.forward(batch.tokens().toTensor(), null, null, HookPoints.NONE,
@@ -126,7 +126,7 @@ public final class Trainer {
      */
     public static double inductionAccuracy(HookedTransformer model, TrainConfig cfg, long seed, int batchSize) {
         InductionTask task = new InductionTask(cfg.vocabWords());
-        InductionTask.Batch batch = task.sample(new Random(seed), batchSize, cfg.minRepeat(), cfg.maxRepeat());
+        InductionTask.Batch batch = task.sample(new Random(seed), batchSize, cfg.trainSeqLen(), cfg.minRepeat(), cfg.maxRepeat());
         try (PointerScope scope = new PointerScope(); var noGrad = new org.bytedeco.pytorch.NoGradGuard()) {
             Tensor logits = model.forward(batch.tokens().toTensor(), null, null, HookPoints.NONE, OutputSlice.ALL, null);
             Tensor predicted = logits.argmax(new org.bytedeco.pytorch.LongOptional(2), false);   // [batch, seq]
