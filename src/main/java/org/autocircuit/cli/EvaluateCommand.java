@@ -26,7 +26,7 @@ import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
 import org.autocircuit.tasks.Datasets;
-import org.autocircuit.tasks.Gpt2Tokenizer;
+import org.autocircuit.tasks.Tokenizers;
 import org.autocircuit.tasks.LoaderOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -75,7 +75,7 @@ final class EvaluateCommand implements Callable<Integer> {
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
         LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize)
             .trainTestSize(trainSize, testSize).returnSeqLength(tokenCircuit).shuffle(false).build();
-        Datasets.LoadedDatasets loaded = Datasets.load(data, options, new Gpt2Tokenizer());
+        Datasets.LoadedDatasets loaded = Datasets.load(data, options, Tokenizers.forModel(modelDir));
         Integer seqLen = tokenCircuit ? loaded.train().seqLen().orElseThrow() : null;
 
         long t0 = System.nanoTime();

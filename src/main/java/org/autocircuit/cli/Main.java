@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
     subcommands = {DiscoverCommand.class,
         EvaluateCommand.class,
         ReportCommand.class,
+        TrainCommand.class,
         TasksCommand.class,
         GenerateCommand.class})
 public final class Main implements Runnable {

@@ -283,7 +283,7 @@ public final class HookedTransformer implements HookedModel {
             k = torch.cat(new TensorVector(cache.keys(b), k), 1);                      // [batch, prefix+seq, nHeads, dHead]
             v = torch.cat(new TensorVector(cache.values(b), v), 1);
         }
-        Tensor z = attention(q, k, v, keyMask);                                       // [batch, seq, nHeads, dHead]
+        Tensor z = attention(q, k, v, keyMask, hooks, p);                                       // [batch, seq, nHeads, dHead]
         Tensor result = headResults(z, w.wO());                                       // [batch, seq, nHeads, dModel]
         result = hooks.apply(p + "attn.hook_result", result);
         Tensor attnOut = result.sum(2).add(w.bO());                                   // [batch, seq, dModel]
@@ -322,8 +322,11 @@ public final class HookedTransformer implements HookedModel {
         return torch.matmul(ln, wFlat).reshape(s[0], s[1], cfg.nHeads(), cfg.dHead()).add(bias);
     }
 
-    /** Scaled dot-product attention with causal and padding masks; NaN rows (all keys masked) become 0. */
-    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor keyMask) {
+    /**
+     * Scaled dot-product attention with causal and padding masks; NaN rows (all keys masked) become 0. The
+     * pattern passes TransformerLens's {@code attn.hook_pattern} ({@code [batch, nHeads, seq, prefix+seq]}).
+     */
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor keyMask, HookPoints hooks, String blockPrefix) {
         long[] qs = q.shape();
         long seq = qs[1], total = k.shape()[1], prefix = total - seq;
         Tensor qh = q.permute(0, 2, 1, 3);                                            // [batch, nHeads, seq, dHead]
@@ -339,6 +342,7 @@ public final class HookedTransformer implements HookedModel {
         Tensor pattern = scores.softmax(-1);
         if (keyMask != null) pattern = torch.nan_to_num(pattern, new org.bytedeco.pytorch.DoubleOptional(0.0),
             new org.bytedeco.pytorch.DoubleOptional(), new org.bytedeco.pytorch.DoubleOptional());
+        pattern = hooks.apply(blockPrefix + "attn.hook_pattern", pattern);              // [batch, nHeads, seq, total]
         Tensor z = torch.matmul(pattern, v.permute(0, 2, 1, 3));                      // [batch, nHeads, seq, dHead]
         return z.permute(0, 2, 1, 3);                                                 // [batch, seq, nHeads, dHead]
     }
