@@ -142,15 +142,22 @@ public final class LoadedTask implements AutoCloseable {
     }
 
     /**
-     * The tokenizer a task names. Only {@code "gpt2"} (GPT-2's byte-level BPE) exists so far; a model with its own
-     * vocabulary gets a case here.
+     * The tokenizer a task names: {@code "gpt2"} (GPT-2's byte-level BPE) or {@code "auto"} (whatever the model
+     * folder holds, see {@link Tokenizers#forModel}: the bundled models use a word vocabulary).
      *
      * @throws IllegalArgumentException for an unknown name
      */
     static Tokenizer tokenizer(Task task, Path modelDir) {
         if (task.tokenizer().equals("gpt2")) return new Gpt2Tokenizer();
+        if (task.tokenizer().equals("auto")) {
+            try {
+                return Tokenizers.forModel(modelDir);
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
         throw new IllegalArgumentException("task '" + task.key() + "' names tokenizer '" + task.tokenizer()
-            + "' for " + modelDir + "; valid: gpt2");
+            + "' for " + modelDir + "; valid: gpt2, auto");
     }
 
     /**

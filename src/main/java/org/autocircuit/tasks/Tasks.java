@@ -81,6 +81,9 @@ public final class Tasks {
             .dataset("tracr/tracr_reverse_len_5_prompts.json").batch(11, 11).tokenCircuit(true)
             .slice(OutputSlice.NOT_FIRST_SEQ).officialCircuit("tracr-reverse").unsupported(TRACR).build(),
         // This port's tasks: they run out of the box on bundled models.
+        Task.builder("induction-2l", "Induction on the bundled 2-layer attention-only model")
+            .bundledModel("models/induction-2l").tokenizer("auto").dataset("induction.json").batch(32, 2)
+            .officialCircuit("induction-2l").build(),
         Task.builder("ioi-tiny", "IOI on the bundled tiny model").bundledModel("models/gpt2-tiny-random")
             .dataset("ioi-32.json").batch(8, 2).build());
 

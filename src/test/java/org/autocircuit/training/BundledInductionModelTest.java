@@ -11,7 +11,7 @@ import java.util.Set;
 import org.autocircuit.algorithms.MaskGradient;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
-import org.autocircuit.graph.OfficialCircuitFile;
+import org.autocircuit.graph.OfficialCircuit;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
@@ -107,7 +107,7 @@ class BundledInductionModelTest {
     @Test
     void officialCircuitRecoversTheLogitDifference() throws IOException {
         Graph g = model.graph();
-        Set<Edge> official = OfficialCircuitFile.load(OFFICIAL, g);
+        Set<Edge> official = OfficialCircuit.read(OFFICIAL).resolve(g);
         assertEquals(24, official.size());
         PruneScores circuit = PruneScores.circuit(g, official);
         for (PatchType pt : PatchType.values()) {
@@ -122,7 +122,7 @@ class BundledInductionModelTest {
     @Test
     void eapRanksTheOfficialEdgesHighly() throws IOException {
         Graph g = model.graph();
-        Set<Edge> official = OfficialCircuitFile.load(OFFICIAL, g);
+        Set<Edge> official = OfficialCircuit.read(OFFICIAL).resolve(g);
         PruneScores eap = MaskGradient.scores(model, train, MaskGradient.Options.eap());
         double auc = rocAuc(g, eap, official);
         System.out.printf("EAP ROC AUC against the official circuit: %.3f%n", auc);

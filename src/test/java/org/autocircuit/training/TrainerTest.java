@@ -14,7 +14,6 @@ import java.util.Arrays;
 import java.util.List;
 import org.autocircuit.cli.Main;
 import org.autocircuit.graph.Graph;
-import org.autocircuit.graph.OfficialCircuitFile;
 import org.autocircuit.graph.TransformerShape;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.tasks.Datasets;
@@ -113,25 +112,6 @@ class TrainerTest {
         try (var files = Files.list(tmp)) {
             assertEquals(List.of("d.json", "m"), files.map(f -> f.getFileName().toString()).sorted().toList());
         }
-    }
-
-    @Test
-    void officialCircuitFileNamesWhatIsWrong(@TempDir Path tmp) throws IOException {
-        Graph g = Graph.transformerFactorized(new TransformerShape(2, 4, false, false), true, null);
-        Path f = tmp.resolve("c.json");
-        Files.writeString(f, "{\"edges\": [\"Resid Start->A1.0.K\", \"A0.1->A1.7.K\"]}");
-        var e = assertThrows(IllegalArgumentException.class, () -> OfficialCircuitFile.load(f, g));
-        assertTrue(e.getMessage().contains("A0.1->A1.7.K") && e.getMessage().contains("c.json"), e.getMessage());
-        Files.writeString(f, "{\"edges\": [\"Resid Start->A1.0.K\", \"Resid Start->A1.0.K\"]}");
-        e = assertThrows(IllegalArgumentException.class, () -> OfficialCircuitFile.read(f));
-        assertTrue(e.getMessage().contains("twice"), e.getMessage());
-        Files.writeString(f, "{\"edges\": [\"A0.1->A1.0.K\", \"A1.0->Resid End\"], \"token_positions\": {\"A1.0->Resid End\": [5]}}");
-        assertEquals(2, OfficialCircuitFile.load(f, g).size());
-        Graph tokens = Graph.transformerFactorized(new TransformerShape(2, 4, false, false), true, 6);
-        assertEquals(6 + 1, OfficialCircuitFile.load(f, tokens).size());
-        Graph short4 = Graph.transformerFactorized(new TransformerShape(2, 4, false, false), true, 4);
-        e = assertThrows(IllegalArgumentException.class, () -> OfficialCircuitFile.load(f, short4));
-        assertTrue(e.getMessage().contains("position 5"), e.getMessage());
     }
 
     /**
