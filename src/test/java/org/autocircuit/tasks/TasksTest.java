@@ -31,7 +31,7 @@ class TasksTest {
 
     @Test
     void registryHoldsEveryAutoCircuitTask() {
-        assertEquals(14, Tasks.ALL.size());
+        assertEquals(15, Tasks.ALL.size()); // AutoCircuit's 13, then the two bundled ones
         Task ioi = Tasks.byKey("Indirect Object Identification Token Circuit");
         assertEquals("ioi-token", ioi.key());
         assertEquals(300, ioi.trainSize());
@@ -50,6 +50,17 @@ class TasksTest {
             t.officialCircuitName().ifPresent(c -> assertTrue(
                 Files.isRegularFile(HERE.officialCircuits().resolve(c + ".json")), t.key() + ": " + c));
             if (t.unsupported() == null) assertTrue(Files.isRegularFile(t.datasetPath(HERE)), t.key());
+        }
+    }
+
+    @Test
+    void bundledInductionTaskLoadsWithItsWordTokenizerAndOfficialCircuit() throws Exception {
+        try (LoadedTask t = LoadedTask.load(Tasks.byKey("induction-2l"), HERE)) {
+            assertEquals(81, t.graph().nEdges());
+            assertEquals(64, t.train().nPrompts());
+            assertEquals(64, t.test().nPrompts());
+            assertEquals(24, t.officialEdges().orElseThrow().size());
+            assertEquals("induction-2l", t.officialCircuit().orElseThrow().name());
         }
     }
 
