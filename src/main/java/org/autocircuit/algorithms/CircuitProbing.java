@@ -82,8 +82,10 @@ public final class CircuitProbing {
             circuitSizes = List.copyOf(circuitSizes);
             avoidEdges = avoidEdges == null ? Set.of() : Set.copyOf(avoidEdges);
             validation = validation == null ? List.of() : List.copyOf(validation);
-            // The other parameters are checked where subnetwork probing checks them.
-            probing(1);
+            // The other parameters are checked where subnetwork probing checks them (the fields are not set yet, so
+            // this passes the constructor's parameters rather than calling probing()).
+            new SubnetworkProbing.Options(learningRate, epochs, regularizeLambda, maskFn, dropoutP, initVal, 1,
+                treeOptimisation, avoidEdges, avoidLambda, faithfulnessTarget, validation);
         }
 
         /** AutoCircuit's defaults: lr 0.1, 20 epochs, λ 10, hard concrete, init −ln 5, sizes ["true_size"], KL. */
