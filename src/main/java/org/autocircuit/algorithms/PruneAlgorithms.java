@@ -43,9 +43,27 @@ public final class PruneAlgorithms {
         "Edge Answer Logit MSE Gradient At Clean", "Edge Attribution Patching (MSE)", "EAP (MSE)", true,
         GradFunction.LOGIT, AnswerFunction.MSE, 0.0, null);
 
+    public static final RegisteredAlgorithm SUBNETWORK_EDGE_PROBING = subnetworkProbing("Subnetwork Edge Probing",
+        "Subnetwork Edge Probing", "SEP", SubnetworkProbing.Options.subnetworkEdgeProbing());
+    public static final RegisteredAlgorithm CIRCUIT_PROBING = circuitProbing("Circuit Probing", "Circuit Probing", "CP",
+        CircuitProbing.Options.circuitProbing());
+    public static final RegisteredAlgorithm SUBNETWORK_TREE_PROBING = subnetworkProbing("Subnetwork Tree Probing",
+        "Subnetwork Tree Probing", "STP", SubnetworkProbing.Options.subnetworkTreeProbing());
+    public static final RegisteredAlgorithm CIRCUIT_TREE_PROBING = circuitProbing("Tree Probing", "Tree Probing", "TP",
+        CircuitProbing.Options.treeProbing());
+    public static final RegisteredAlgorithm MSE_SUBNETWORK_TREE_PROBING = subnetworkProbing(
+        "MSE Subnetwork Tree Probing", "MSE Subnetwork Tree Probing", "STP (MSE)",
+        SubnetworkProbing.Options.mseSubnetworkTreeProbing());
+    public static final RegisteredAlgorithm MSE_CIRCUIT_TREE_PROBING = circuitProbing("MSE Tree Probing",
+        "MSE Tree Probing", "TP (MSE)", CircuitProbing.Options.mseTreeProbing());
+    public static final RegisteredAlgorithm OPPOSITE_TREE_PROBING = circuitProbing("Opposite Tree Probing",
+        "Opposite Tree Probing", "OTP", CircuitProbing.Options.oppositeTreeProbing());
+
     /** Every registered algorithm, AutoCircuit's listed order first, then the unlisted ones. */
     public static final List<RegisteredAlgorithm> ALL = List.of(
         LOGIT_DIFF_GRAD, LOGPROB_GRAD, LOGPROB_DIFF_GRAD, LOGIT_MSE_GRAD, INTEGRATED_EDGE_GRADS_LOGIT_DIFF,
+        SUBNETWORK_EDGE_PROBING, CIRCUIT_PROBING, SUBNETWORK_TREE_PROBING, CIRCUIT_TREE_PROBING,
+        MSE_SUBNETWORK_TREE_PROBING, MSE_CIRCUIT_TREE_PROBING, OPPOSITE_TREE_PROBING,
         INTEGRATED_EDGE_GRADS, PROB_GRAD, LOGIT_EXP_GRAD);
 
     /** AutoCircuit's {@code PRUNE_ALGOS}: the listed entries, in its order. */
@@ -71,6 +89,34 @@ public final class PruneAlgorithms {
 
     public static List<String> shortNames() {
         return ALL.stream().map(RegisteredAlgorithm::shortName).distinct().toList();
+    }
+
+    private static RegisteredAlgorithm subnetworkProbing(String key, String name, String shortName,
+                                                         SubnetworkProbing.Options o) {
+        return new RegisteredAlgorithm(key, name, shortName, true, parametersOf(o), run -> SubnetworkProbing.scores(run, o));
+    }
+
+    private static RegisteredAlgorithm circuitProbing(String key, String name, String shortName, CircuitProbing.Options o) {
+        return new RegisteredAlgorithm(key, name, shortName, true, parametersOf(o), run -> CircuitProbing.scores(run, o));
+    }
+
+    /**
+     * A parameter record as name → value for reports: every component, with empty collections left out and
+     * non-primitive values as strings.
+     */
+    static Map<String, Object> parametersOf(Record options) {
+        Map<String, Object> p = new LinkedHashMap<>();
+        for (var c : options.getClass().getRecordComponents()) {
+            Object v;
+            try {
+                v = c.getAccessor().invoke(options);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("cannot read " + c.getName() + " of " + options, e);
+            }
+            if (v == null || (v instanceof java.util.Collection<?> col && col.isEmpty())) continue;
+            p.put(c.getName(), v instanceof Number || v instanceof Boolean ? v : String.valueOf(v));
+        }
+        return p;
     }
 
     private static RegisteredAlgorithm maskGradient(String key, String name, String shortName, boolean listed,

@@ -1,8 +1,6 @@
 package org.autocircuit.util;
 
 import java.util.Arrays;
-import org.bytedeco.javacpp.FloatPointer;
-import org.bytedeco.javacpp.LongPointer;
 import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -52,14 +50,13 @@ public final class HostTensor {
             if (cpu.is_floating_point()) {
                 Tensor f = cpu.toType(torch.ScalarType.Float);
                 float[] data = new float[(int) f.numel()];
-                FloatPointer p = f.data_ptr_float();
-                p.get(data);
+                // an empty tensor may have no storage at all (a null data pointer): nothing to copy
+                if (data.length > 0) f.data_ptr_float().get(data);
                 return new HostTensor(DType.FLOAT32, shape, data, null);
             }
             Tensor l = cpu.toType(torch.ScalarType.Long);
             long[] data = new long[(int) l.numel()];
-            LongPointer p = l.data_ptr_long();
-            p.get(data);
+            if (data.length > 0) l.data_ptr_long().get(data);
             return new HostTensor(DType.INT64, shape, null, data);
         }
     }
