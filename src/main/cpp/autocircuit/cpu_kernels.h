@@ -35,6 +35,22 @@ struct Rows {
   const int64_t* tokenStride = nullptr;       // [R] in elements
 };
 
+// Binary masks (every value 0 or 1) in sparse form, for the forward pass of run_circuits and ACDC. Row r of
+// group g has a majority value maj = majority[g * R + r]; the sources whose mask differs from it (the minority)
+// are minority[rowStart[g * R + r] .. rowStart[g * R + r + 1]). Then
+//   out[r] = input + (maj ? sum_i delta[i] : 0) + (maj ? -1 : +1) * sum_{i in minority} delta[i]
+// so the work per row follows the number of edges that differ from the majority, not nIn. sumAll[g] says that
+// some row of group g has majority 1 (sum_i delta[i] is needed, so all of patch and curr are read); otherwise
+// only the sources needed[neededStart[g] .. neededStart[g + 1]) (the union of the rows' minorities) are read.
+struct SparseMasks {
+  const uint8_t* majority = nullptr;    // [G * R]
+  const int64_t* rowStart = nullptr;    // [G * R + 1]
+  const int32_t* minority = nullptr;    // source indices
+  const uint8_t* sumAll = nullptr;      // [G]
+  const int64_t* neededStart = nullptr; // [G + 1]
+  const int32_t* needed = nullptr;      // source indices, ascending
+};
+
 struct ForwardArgs {
   DType dtype = DType::F32;
   int64_t tokens = 0;  // B * S
@@ -47,6 +63,8 @@ struct ForwardArgs {
   const float* wt = nullptr;    // [G, nIn, R] the masks, transposed and packed, fp32
   Rows out;                     // outputs, dtype
   uint32_t* checksum = nullptr; // optional [2]: receives (adds) the checksum of patch and curr, see below
+  const SparseMasks* sparse = nullptr;  // optional: binary masks in sparse form (then wt is not read). With a
+                                        // checksum, every sumAll[g] must be set (all of patch and curr are read)
 };
 
 struct BackwardArgs {

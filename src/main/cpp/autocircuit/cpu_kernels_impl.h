@@ -340,6 +340,82 @@ void forwardTokens(const ForwardArgs& a, int64_t tokenBegin, int64_t tokenEnd) {
   if (a.checksum != nullptr) sum.publish(a.checksum);
 }
 
+// ---- forward, binary masks in sparse form (SparseMasks in cpu_kernels.h) ----
+
+template <typename T>
+void forwardSparseTokens(const ForwardArgs& a, int64_t tokenBegin, int64_t tokenEnd) {
+  const SparseMasks& sp = *a.sparse;
+  const int64_t D = a.dModel, nIn = a.nIn, R = a.out.count, tokens = a.tokens;
+  const int64_t tile = tileWidth(D);
+  FloatBuffer delta(nIn * tile);  // [nIn][np]; only the rows read are filled
+  FloatBuffer total(tile);        // sum_i delta[i]
+  const T* input = static_cast<const T*>(a.input);
+  const T* patch = static_cast<const T*>(a.patch);
+  const T* curr = static_cast<const T*>(a.curr);
+  Checksum sum;
+
+  for (int64_t t = tokenBegin; t < tokenEnd; ++t) {
+    const int64_t g = groupOfToken(a.groups, t);
+    const bool all = sp.sumAll[g] != 0;
+    for (int64_t d0 = 0; d0 < D; d0 += tile) {
+      const int64_t n = minI(tile, D - d0), np = roundUp(n, NR);
+      if (all) {
+        deltaTile<T>(patch, curr, nIn, tokens, t, D, d0, n, np, delta.get(), a.checksum != nullptr ? &sum : nullptr);
+        float* s = total.get();
+        for (int64_t j = 0; j < np; j += VW) storeA(s + j, Vec{});
+        for (int64_t i = 0; i < nIn; ++i) {
+          const float* row = delta.get() + i * np;
+          for (int64_t j = 0; j < np; j += VW) storeA(s + j, loadA(s + j) + loadA(row + j));
+        }
+      } else {
+        for (int64_t k = sp.neededStart[g]; k < sp.neededStart[g + 1]; ++k) {
+          const int64_t i = sp.needed[k];
+          const int64_t at = (i * tokens + t) * D + d0;
+          float* row = delta.get() + i * np;
+          int64_t j = 0;
+          for (; j + VW <= n; j += VW) storeA(row + j, loadVec<T>(patch + at + j) - loadVec<T>(curr + at + j));
+          for (; j < n; ++j) row[j] = toFloat<T>(patch[at + j]) - toFloat<T>(curr[at + j]);
+          for (; j < np; ++j) row[j] = 0.f;
+        }
+      }
+      Vec x[kMaxTile / VW];  // input[t, d0 .. d0 + np) in fp32, zero-padded
+      {
+        alignas(64) float tmp[VW];
+        const T* src = input + t * D + d0;
+        for (int64_t j = 0; j < np; j += VW) {
+          if (j + VW <= n) {
+            x[j / VW] = loadVec<T>(src + j);
+          } else {
+            for (int k = 0; k < VW; ++k) tmp[k] = j + k < n ? toFloat<T>(src[j + k]) : 0.f;
+            x[j / VW] = loadA(tmp);
+          }
+        }
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t gr = g * R + r;
+        const bool maj = sp.majority[gr] != 0;
+        const int32_t* minority = sp.minority + sp.rowStart[gr];
+        const int64_t count = sp.rowStart[gr + 1] - sp.rowStart[gr];
+        T* dst = static_cast<T*>(a.out.base[r]) + t * a.out.tokenStride[r] + d0;
+        for (int64_t j = 0; j < np; j += VW) {
+          Vec acc = x[j / VW];
+          Vec diff{};
+          for (int64_t k = 0; k < count; ++k) diff += loadA(delta.get() + int64_t(minority[k]) * np + j);
+          acc = maj ? acc + loadA(total.get() + j) - diff : acc + diff;
+          if (j + VW <= n) {
+            storeVec<T>(dst + j, acc);
+          } else {
+            alignas(64) float tmp[VW];
+            storeA(tmp, acc);
+            for (int64_t k = 0; j + k < n; ++k) dst[j + k] = fromFloat<T>(tmp[k]);
+          }
+        }
+      }
+    }
+  }
+  if (a.checksum != nullptr) sum.publish(a.checksum);
+}
+
 // ---- backward ----
 
 template <typename T>
@@ -452,6 +528,14 @@ void backwardRange(const BackwardArgs& a, int64_t vBegin, int64_t vEnd, PartialG
 // ---- entry points ----
 
 void forward(const ForwardArgs& a, int64_t tokenBegin, int64_t tokenEnd) {
+  if (a.sparse != nullptr) {
+    if (a.dtype == DType::BF16) {
+      forwardSparseTokens<uint16_t>(a, tokenBegin, tokenEnd);
+    } else {
+      forwardSparseTokens<float>(a, tokenBegin, tokenEnd);
+    }
+    return;
+  }
   if (a.dtype == DType::BF16) {
     forwardTokens<uint16_t>(a, tokenBegin, tokenEnd);
   } else {

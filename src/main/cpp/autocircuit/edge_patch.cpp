@@ -3,6 +3,7 @@
 #include "autocircuit/edge_patch.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,12 +135,92 @@ void rowPointers(const Plan& plan, const std::vector<at::Tensor>& perMask, std::
   }
 }
 
+// ---- binary masks ----
+
+std::atomic<bool> sparseBinaryEnabled{true};
+std::atomic<int64_t> sparseForwardCount{0};
+
+// SparseMasks (cpu_kernels.h) over the storage below, built when every mask value is 0 or 1 and the sparse form
+// is cheaper than the dense tile product.
+struct SparsePlan {
+  std::vector<uint8_t> majority, sumAll;
+  std::vector<int64_t> rowStart, neededStart;
+  std::vector<int32_t> minority, needed;
+  cpu::SparseMasks view() const {
+    cpu::SparseMasks v;
+    v.majority = majority.data();
+    v.rowStart = rowStart.data();
+    v.minority = minority.data();
+    v.sumAll = sumAll.data();
+    v.neededStart = neededStart.data();
+    v.needed = needed.data();
+    return v;
+  }
+};
+
+// w: [G, R, nIn] fp32, contiguous, on the CPU. readAll: every group reads all of patch and curr (for the checksum).
+// Returns false, leaving plan unspecified, when a value is not 0 or 1 or when the sparse form would not pay:
+// the dense product costs R * nIn multiply-adds per element and reads delta from the cache with register
+// blocking, the sparse sum one (slower) add per minority edge, so it is used up to a quarter of the dense count.
+bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, SparsePlan& sp) {
+  const int64_t G = plan.groups(), R = plan.rows, nIn = plan.nIn;
+  if (G * R * nIn == 0) return false;
+  const float* v = w.data_ptr<float>();
+  const int64_t budget = G * R * nIn / 4;
+  sp.majority.assign(G * R, 0);
+  sp.sumAll.assign(G, readAll ? 1 : 0);
+  sp.rowStart.assign(G * R + 1, 0);
+  sp.neededStart.assign(G + 1, 0);
+  std::vector<uint8_t> used(nIn);
+  for (int64_t g = 0; g < G; ++g) {
+    std::fill(used.begin(), used.end(), 0);
+    for (int64_t r = 0; r < R; ++r) {
+      const float* row = v + (g * R + r) * nIn;
+      int64_t ones = 0;
+      for (int64_t i = 0; i < nIn; ++i) {
+        if (row[i] == 1.f) {
+          ++ones;
+        } else if (row[i] != 0.f) {
+          return false;  // not binary (NaN included)
+        }
+      }
+      const bool maj = 2 * ones > nIn;
+      sp.majority[g * R + r] = maj;
+      if (maj) sp.sumAll[g] = 1;
+      const float minorityValue = maj ? 0.f : 1.f;
+      for (int64_t i = 0; i < nIn; ++i) {
+        if (row[i] == minorityValue) {
+          sp.minority.push_back(int32_t(i));
+          used[i] = 1;
+        }
+      }
+      if (int64_t(sp.minority.size()) > budget) return false;
+      sp.rowStart[g * R + r + 1] = int64_t(sp.minority.size());
+    }
+    if (!sp.sumAll[g]) {
+      for (int64_t i = 0; i < nIn; ++i) {
+        if (used[i]) sp.needed.push_back(int32_t(i));
+      }
+    }
+    sp.neededStart[g + 1] = int64_t(sp.needed.size());
+  }
+  return true;
+}
+
 // ---- CPU driver ----
 
 // checksum: nullptr, or [2] to receive the checksum of patch and curr (cpu_kernels.h).
 void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, const at::Tensor& patch,
                 const at::Tensor& curr, std::vector<at::Tensor>& outs, uint32_t* checksum) {
-  const at::Tensor wt = w.transpose(1, 2).contiguous();  // [G, nIn, R]
+  SparsePlan sparse;
+  const cpu::SparseMasks* sparseView = nullptr;
+  cpu::SparseMasks view;
+  if (sparseBinaryEnabled.load(std::memory_order_relaxed) && planSparse(plan, w, checksum != nullptr, sparse)) {
+    view = sparse.view();
+    sparseView = &view;
+    sparseForwardCount.fetch_add(1, std::memory_order_relaxed);
+  }
+  const at::Tensor wt = sparseView != nullptr ? w : w.transpose(1, 2).contiguous();  // dense: [G, nIn, R]
   std::vector<void*> base;
   std::vector<int64_t> stride;
   rowPointers(plan, outs, base, stride);
@@ -158,6 +239,7 @@ void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, 
   args.out.base = base.data();
   args.out.tokenStride = stride.data();
   args.checksum = checksum;
+  args.sparse = sparseView;
 
   const cpu::KernelTable& table = cpu::kernelTable();
   at::parallel_for(0, plan.tokens(), 1, [&](int64_t begin, int64_t end) { table.forward(args, begin, end); });
@@ -336,6 +418,10 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
 };
 
 }  // namespace
+
+bool set_sparse_binary(bool enabled) { return sparseBinaryEnabled.exchange(enabled); }
+
+int64_t sparse_forward_count() { return sparseForwardCount.load(); }
 
 std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at::Tensor>& masks,
                                    const at::Tensor& patch, const at::Tensor& curr, bool mask_batch, bool mask_seq,

@@ -4,6 +4,7 @@
 // into a RuntimeException carrying what(), which NativeKernels wraps once in AutoCircuitNativeException.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,13 @@ bool use_cpu_isa(const std::string& isa);
 /// Whether this build contains the CUDA kernels (and so accepts CUDA tensors).
 bool cuda_compiled();
 
+/// Turns the sparse binary-mask forward path (edge_patch.cpp, planSparse) on or off for the whole process and
+/// returns the previous setting; on by default. For tests and benchmarks.
+bool set_sparse_binary(bool enabled);
+
+/// How many CPU forward passes took the sparse binary-mask path so far (for tests and benchmarks).
+int64_t sparse_forward_count();
+
 /// One line describing the build, for logs.
 std::string build_info();
 
@@ -45,6 +53,10 @@ std::string build_info();
 /// bfloat16; bfloat16 accumulates in float32), one device. Masks: any floating dtype and strides, same
 /// device. Returns one contiguous tensor per mask, [B, S, H_m, D] with a head dimension, else [B, S, D],
 /// in the dtype of input.
+///
+/// When every mask value is exactly 0 or 1 (run_circuits, ACDC) the CPU forward pass works on the sparse form:
+/// per output row, the sum of all differences once, then only the edges that differ from the row's majority
+/// value (see cpu_kernels.h, SparseMasks), so its cost follows those edges instead of nIn.
 ///
 /// Differentiable (a torch::autograd::Function) with respect to input, every mask and curr; patch gets
 /// no gradient. No copy of patch - curr is kept for the mask gradients: backward recomputes it from patch and

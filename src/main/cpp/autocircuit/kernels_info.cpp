@@ -8,7 +8,7 @@
 
 namespace autocircuit::kernels {
 
-int api_version() { return 1; }
+int api_version() { return 2; }
 
 std::string libtorch_version() { return TORCH_VERSION; }
 

@@ -13,7 +13,7 @@ import org.slf4j.LoggerFactory;
  * Whether the native kernels library can be used in this process, probed once (netty's {@code Epoll} shape).
  *
  * <p>The probe, run by the static initialiser, never throws: it honours the kill switch
- * {@code -Dautocircuit.kernels=torch} (the library is then not even loaded), loads {@link NativeKernelsLib}
+ * {@code -Dautocircuit.kernels=reference} (the library is then not even loaded), loads {@link NativeKernelsLib}
  * (libtorch first), checks the C++ API version and that the library was compiled against the headers of the
  * libtorch version the {@code pytorch} preset runs (other headers compile, link and then misread tensors), and
  * runs one tiny {@code edge_patch} against {@link TorchKernels}. Any failure becomes the
@@ -57,9 +57,9 @@ public final class KernelAvailability {
     private static Probe probe() {
         try {
             String mode = System.getProperty(KernelSelection.PROPERTY, "").trim();
-            if (mode.equalsIgnoreCase("torch")) {
+            if (mode.equalsIgnoreCase("torch") || mode.equalsIgnoreCase("reference")) {
                 throw new UnsupportedOperationException(
-                        "native kernels disabled by -D" + KernelSelection.PROPERTY + "=torch");
+                        "native kernels disabled by -D" + KernelSelection.PROPERTY + "=" + mode);
             }
             int api = NativeKernelsLib.apiVersion();  // loads libtorch, then the library
             if (api != NativeKernelsLib.EXPECTED_API_VERSION) {

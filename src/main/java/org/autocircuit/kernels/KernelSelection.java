@@ -13,13 +13,13 @@ import org.slf4j.LoggerFactory;
  * <p>{@code -Dautocircuit.kernels=}
  * <ul>
  *   <li>{@code auto} (default): native when available, else the reference;</li>
- *   <li>{@code torch}: always the reference; the native library is not even loaded (a kill switch);</li>
+ *   <li>{@code reference} (or {@code torch}): always the reference; the native library is not even loaded (a
+ *       kill switch);</li>
  *   <li>{@code native}: native or an {@link UnsatisfiedLinkError} carrying the unavailability cause: an explicit
  *       request is never silently downgraded.</li>
  * </ul>
  * {@link NativeKernels} itself still hands calls it does not support (float64, float16, a device the library
- * was not built for) to {@link TorchKernels}. This class exists beside {@link Kernels} because
- * {@link Kernels#reference()} is the seam's only selector; {@code Kernels.best()} would delegate here.
+ * was not built for) to {@link TorchKernels}. {@link Kernels#best()} delegates here.
  */
 public final class KernelSelection {
     /** The system property that picks the implementation. */
@@ -32,15 +32,20 @@ public final class KernelSelection {
 
     /** The values of {@value #PROPERTY}. */
     public enum Mode {
-        AUTO, TORCH, NATIVE;
+        AUTO, REFERENCE, NATIVE;
 
-        /** Parses {@code auto}, {@code torch} or {@code native} (any case; blank means auto). */
+        /** Parses {@code auto}, {@code reference} (alias {@code torch}) or {@code native} (any case; blank: auto). */
         public static Mode parse(String value) {
             if (value == null || value.isBlank()) return AUTO;
-            try {
-                return valueOf(value.trim().toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("-D" + PROPERTY + " must be auto, torch or native, got '" + value + "'");
+            String v = value.trim().toLowerCase(Locale.ROOT);
+            switch (v) {
+                case "auto": return AUTO;
+                case "reference":
+                case "torch": return REFERENCE;
+                case "native": return NATIVE;
+                default:
+                    throw new IllegalArgumentException("-D" + PROPERTY + " must be auto, reference (or torch) or native, got '"
+                            + value + "'");
             }
         }
     }
@@ -63,8 +68,8 @@ public final class KernelSelection {
     /** {@link #select(Mode)} with the unavailability cause given (null: available); for tests. */
     static Kernels select(Mode mode, Throwable unavailabilityCause) {
         switch (mode) {
-            case TORCH:
-                logOnce("edge-patching kernels: torch (reference), forced by -D" + PROPERTY + "=torch");
+            case REFERENCE:
+                logOnce("edge-patching kernels: torch (reference), forced by -D" + PROPERTY + "=reference");
                 return Kernels.reference();
             case NATIVE:
                 if (unavailabilityCause != null) {

@@ -41,7 +41,7 @@ public final class NativeKernelsLib {
     public static native int apiVersion();
 
     /** The API version this Java class was written for. */
-    public static final int EXPECTED_API_VERSION = 1;
+    public static final int EXPECTED_API_VERSION = 2;
 
     /** The libtorch version of the headers the library was compiled against, e.g. {@code "2.13.0"}. */
     @Name("libtorch_version")
@@ -57,6 +57,17 @@ public final class NativeKernelsLib {
      */
     @Name("use_cpu_isa")
     public static native @Cast("bool") boolean useCpuIsa(@StdString String isa);
+
+    /**
+     * Turns the sparse binary-mask forward path on or off for the whole process (on by default) and returns the
+     * previous setting. For tests and benchmarks.
+     */
+    @Name("set_sparse_binary")
+    public static native @Cast("bool") boolean setSparseBinary(@Cast("bool") boolean enabled);
+
+    /** How many CPU forward passes took the sparse binary-mask path so far. */
+    @Name("sparse_forward_count")
+    public static native @Cast("int64_t") long sparseForwardCount();
 
     /** Whether the library contains the CUDA kernels. */
     @Name("cuda_compiled")

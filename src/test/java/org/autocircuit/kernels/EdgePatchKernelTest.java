@@ -132,6 +132,96 @@ class EdgePatchKernelTest {
         }
     }
 
+    static Stream<Arguments> binaryMasks() {
+        List<Arguments> cases = new ArrayList<>();
+        long seed = 101;
+        // batch, seq, dModel, nIn, heads, masks, layouts (bits: batch 4, seq 2, head 1): Q/K/V of GPT-2 small's
+        // last layer, an MLP input, odd sizes with every layout, two tiles of the 512-wide tiling
+        long[][] shapes = {{2, 4, 768, 144, 12, 3, 1, 7}, {2, 3, 768, 145, 1, 1, 0, 2}, {2, 5, 37, 29, 3, 2, 0, 1, 2, 3, 4, 5, 6, 7},
+            {1, 2, 1030, 9, 2, 1, 1, 6}};
+        for (long[] s : shapes) {
+            for (int k = 6; k < s.length; k++) {
+                int l = (int) s[k];
+                MaskLayout layout = new MaskLayout((l & 4) != 0, (l & 2) != 0, (l & 1) != 0);
+                for (torch.ScalarType dtype : new torch.ScalarType[] {torch.ScalarType.Float, torch.ScalarType.BFloat16}) {
+                    for (String pattern : new String[] {"all0", "all1", "few1", "few0", "mixed"}) {
+                        cases.add(Arguments.of(new Problem(s[0], s[1], s[2], s[3], s[4], (int) s[5], layout, dtype, dtype,
+                                seed++), pattern));
+                    }
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    /**
+     * Masks of only 0 and 1 (run_circuits, ACDC) take the sparse forward path, which sums the edges that differ
+     * from each row's majority; outputs and all gradients still equal the reference.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("binaryMasks")
+    void binaryMasksTakeTheSparsePathAndEqualReference(Problem p, String pattern) {
+        assumeNativeKernels();
+        long before = NativeKernelsLib.sparseForwardCount();
+        float[][] values = binaryMasks(p, pattern);
+        compare(p, values);
+        assertTrue(NativeKernelsLib.sparseForwardCount() > before, "the sparse path ran for " + pattern);
+        // Without mask gradients only the sources that some row needs are read (with them, all are, for the
+        // checksum): the forward pass alone, as run_circuits calls it.
+        before = NativeKernelsLib.sparseForwardCount();
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            Inputs in = new Inputs(p);
+            for (int m = 0; m < p.masks(); m++) in.masks[m] = Tensor.create(values[m], p.maskShape()).to(p.maskDtype());
+            Tensor[] ref = TorchKernels.INSTANCE.edgePatch(in.input, in.masks, in.patch, in.curr, p.layout());
+            Tensor[] nat = NativeKernels.instance().edgePatch(in.input, in.masks, in.patch, in.curr, p.layout());
+            for (int m = 0; m < p.masks(); m++) {
+                assertClose(p + " " + pattern + " no-grad out[" + m + "]", ref[m], nat[m],
+                        Tolerance.againstReference(p.dtype()));
+            }
+        }
+        assertTrue(NativeKernelsLib.sparseForwardCount() > before, "the sparse path ran without gradients");
+    }
+
+    @Test
+    void denseMasksDoNotTakeTheSparsePath() {
+        assumeNativeKernels();
+        long before = NativeKernelsLib.sparseForwardCount();
+        compare(new Problem(2, 3, 40, 9, 3, 3, new MaskLayout(false, true, true), torch.ScalarType.Float,
+                torch.ScalarType.Float, 121));
+        // half ones, half zeros: the sparse form would not pay
+        compare(new Problem(2, 3, 40, 16, 3, 1, new MaskLayout(false, false, true), torch.ScalarType.Float,
+                torch.ScalarType.Float, 122), binaryMasks(
+                new Problem(2, 3, 40, 16, 3, 1, new MaskLayout(false, false, true), torch.ScalarType.Float,
+                        torch.ScalarType.Float, 122), "half"));
+        assertEquals(before, NativeKernelsLib.sparseForwardCount());
+    }
+
+    /** Binary masks of the problem's shape: each row's majority value and, with probability 5%, the other value. */
+    static float[][] binaryMasks(Problem p, String pattern) {
+        java.util.Random random = new java.util.Random(p.seed());
+        long[] shape = p.maskShape();
+        int nIn = (int) shape[shape.length - 1];
+        int size = 1;
+        for (long d : shape) size *= (int) d;
+        float[][] out = new float[p.masks()][size];
+        for (int m = 0; m < p.masks(); m++) {
+            for (int e = 0; e < size; e++) {
+                int row = nIn == 0 ? 0 : e / nIn;
+                float v;
+                switch (pattern) {
+                    case "all0": v = 0; break;
+                    case "all1": v = 1; break;
+                    case "few1": v = random.nextDouble() < 0.05 ? 1 : 0; break;
+                    case "few0": v = random.nextDouble() < 0.05 ? 0 : 1; break;
+                    case "half": v = (e % nIn) % 2; break;
+                    default: v = ((row + m) % 2 == 0) == (random.nextDouble() < 0.05) ? 0 : 1; break;
+                }
+                out[m][e] = v;
+            }
+        }
+        return out;
+    }
+
     @Test
     void forwardUnderNoGradNeedsNoGraph() {
         assumeNativeKernels();
@@ -214,8 +304,18 @@ class EdgePatchKernelTest {
      * implementations sees).
      */
     static void compare(Problem p) {
+        compare(p, null);
+    }
+
+    /** {@link #compare(Problem)} with the masks' values given (null: random in [0, 1)). */
+    static void compare(Problem p, float[][] maskValues) {
         try (PointerScope scope = new PointerScope()) {
             Inputs in = new Inputs(p);
+            if (maskValues != null) {
+                for (int m = 0; m < p.masks(); m++) {
+                    in.masks[m] = Tensor.create(maskValues[m], p.maskShape()).to(p.maskDtype());
+                }
+            }
             Run truth = KernelTestSupport.run(TorchKernels.INSTANCE, in, p.layout(), torch.ScalarType.Double);
             Run ref = KernelTestSupport.run(TorchKernels.INSTANCE, in, p.layout());
             Run nat = KernelTestSupport.run(NativeKernels.instance(), in, p.layout());

@@ -14,15 +14,16 @@ class KernelSelectionTest {
     void parsesModes() {
         assertEquals(KernelSelection.Mode.AUTO, KernelSelection.Mode.parse(null));
         assertEquals(KernelSelection.Mode.AUTO, KernelSelection.Mode.parse(" "));
-        assertEquals(KernelSelection.Mode.TORCH, KernelSelection.Mode.parse("torch"));
+        assertEquals(KernelSelection.Mode.REFERENCE, KernelSelection.Mode.parse("torch"));
+        assertEquals(KernelSelection.Mode.REFERENCE, KernelSelection.Mode.parse(" Reference "));
         assertEquals(KernelSelection.Mode.NATIVE, KernelSelection.Mode.parse(" Native "));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KernelSelection.Mode.parse("gpu"));
-        assertEquals("-Dautocircuit.kernels must be auto, torch or native, got 'gpu'", e.getMessage());
+        assertEquals("-Dautocircuit.kernels must be auto, reference (or torch) or native, got 'gpu'", e.getMessage());
     }
 
     @Test
     void torchModeIsTheReference() {
-        assertSame(Kernels.reference(), KernelSelection.select(KernelSelection.Mode.TORCH));
+        assertSame(Kernels.reference(), KernelSelection.select(KernelSelection.Mode.REFERENCE));
     }
 
     @Test
@@ -62,7 +63,7 @@ class KernelSelectionTest {
     void bestReadsTheProperty() {
         String old = System.getProperty(KernelSelection.PROPERTY);
         try {
-            System.setProperty(KernelSelection.PROPERTY, "torch");
+            System.setProperty(KernelSelection.PROPERTY, "reference");
             assertSame(Kernels.reference(), KernelSelection.best());
         } finally {
             if (old == null) System.clearProperty(KernelSelection.PROPERTY);
@@ -74,7 +75,7 @@ class KernelSelectionTest {
     void describesTheLibrary() {
         String d = KernelAvailability.describe();
         if (KernelAvailability.isAvailable()) {
-            assertTrue(d.startsWith("autocircuit native kernels (api 1, libtorch 2.13.0 headers, cpu "), d);
+            assertTrue(d.startsWith("autocircuit native kernels (api 2, libtorch 2.13.0 headers, cpu "), d);
         } else {
             assertTrue(d.startsWith("unavailable: "), d);
         }
