@@ -12,6 +12,7 @@
 #   AC_JAVA       the java executable (default: java on PATH)
 #   AC_CACHE      cache folder (default ~/.cache/autocircuit): libtorch headers, finished libraries by content
 #   AC_HEADERS    optional: a libtorch 2.13.0 include folder to use instead of fetching one
+#   AC_WHEELS     optional: folders (colon-separated) holding the torch-2.13.0+cpu wheel (fetch-libtorch-headers.sh)
 #   AC_CUDA       auto (default) | off: compile src/main/cuda with nvcc when it is on PATH
 #   CXX, NVCC     compilers (default g++, nvcc)
 #
@@ -60,7 +61,7 @@ if [[ -n "${AC_HEADERS:-}" ]]; then
   [[ -f "$include/ATen/ATen.h" ]] || skip "AC_HEADERS=$include has no ATen/ATen.h"
 else
   include=$("$here/fetch-libtorch-headers.sh" "$cache" "$version" | tail -1) ||
-    skip "no libtorch $version headers (see the message above; or pass -Dnative.headers=DIR)"
+    skip "no libtorch $version headers (see the message above; pass -Dnative.wheels=DIR holding the torch-$version+cpu wheel, or -Dnative.headers=DIR)"
 fi
 
 # ---- configuration ----
