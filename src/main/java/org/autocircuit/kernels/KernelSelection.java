@@ -69,7 +69,7 @@ public final class KernelSelection {
     static Kernels select(Mode mode, Throwable unavailabilityCause) {
         switch (mode) {
             case REFERENCE:
-                logOnce("edge-patching kernels: torch (reference), forced by -D" + PROPERTY + "=reference");
+                logOnce("edge-patching kernels: torch (reference), as requested (-D" + PROPERTY + "=reference or explicit)");
                 return Kernels.reference();
             case NATIVE:
                 if (unavailabilityCause != null) {
@@ -77,7 +77,7 @@ public final class KernelSelection {
                             + "are unavailable: " + unavailabilityCause + " (see docs/native.md)")
                             .initCause(unavailabilityCause);
                 }
-                logOnce("edge-patching kernels: native, required by -D" + PROPERTY + "=native ("
+                logOnce("edge-patching kernels: native, as requested (-D" + PROPERTY + "=native or explicit) ("
                         + KernelAvailability.describe() + ")");
                 return NativeKernels.instance();
             case AUTO:

@@ -34,6 +34,7 @@ import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Timeout;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
@@ -56,6 +57,8 @@ import org.openjdk.jmh.annotations.Warmup;
     "-Dorg.bytedeco.javacpp.maxBytes=0"})
 @Warmup(iterations = 1)
 @Measurement(iterations = 3)
+// a reference sweep takes minutes on a loaded 2-core machine; JMH's default limit is 10 minutes per iteration
+@Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
 public class W3SweepBenchmark {
     static final ModelConfig GPT2_SMALL = new ModelConfig("GPT2LMHeadModel", 12, 768, 12, 64, 3072,
             Gpt2Tokenizer.VOCAB_SIZE, 1024, 1e-5, ModelConfig.ActFn.GELU_NEW, false, false, true,
