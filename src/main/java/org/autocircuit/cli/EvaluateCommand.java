@@ -80,7 +80,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
         long t0 = System.nanoTime();
         try (PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir), true,
-                OutputSlice.LAST_SEQ, seqLen, true, Kernels.reference())) {
+                OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
             PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap());
             List<Integer> counts = edgeCounts != null ? edgeCounts
                 : EdgeCountsUtil.edgeCounts(pm.graph().nEdges(), TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null);

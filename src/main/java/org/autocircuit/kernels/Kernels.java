@@ -36,6 +36,16 @@ public interface Kernels {
     /** A short name for logs and benchmark tables ({@code "torch"}, {@code "native-cpu"}, ...). */
     String name();
 
+    /**
+     * The implementation chosen by {@code -Dautocircuit.kernels=auto|native|reference} (default auto: the native
+     * kernels when their library is available, else the reference); see {@link KernelSelection}.
+     *
+     * @throws UnsatisfiedLinkError when {@code native} is forced and the native kernels are unavailable
+     */
+    static Kernels best() {
+        return KernelSelection.best();
+    }
+
     /** The plain-libtorch reference implementation. */
     static Kernels reference() {
         return TorchKernels.INSTANCE;

@@ -88,13 +88,14 @@ public final class PatchableModel implements AutoCloseable {
      * @param slice       which output positions forward passes return
      * @param seqLen      one edge per token position (token circuits), or null
      * @param separateQkv separate Q, K, V destinations per head
-     * @param kernels     the masked-difference implementation ({@link Kernels#reference()} always works)
+     * @param kernels     the masked-difference implementation ({@link Kernels#reference()} always works);
+     *                    null: {@link Kernels#best()}, which follows {@code -Dautocircuit.kernels}
      */
     public static PatchableModel of(HookedModel model, boolean factorized, OutputSlice slice, Integer seqLen,
                                     boolean separateQkv, Kernels kernels) {
         Objects.requireNonNull(model, "model");
         Graph graph = model.graph(factorized, separateQkv, seqLen);
-        return new PatchableModel(model, graph, slice, kernels == null ? Kernels.reference() : kernels);
+        return new PatchableModel(model, graph, slice, kernels == null ? Kernels.best() : kernels);
     }
 
     public Graph graph() {

@@ -30,7 +30,7 @@ class MaskGradientGoldenTest {
     void scoresMatchAutoCircuit(String algo, String graphKind) {
         Integer seqLen = graphKind.equals("token") ? 15 : null;
         JsonNode golden = Fixtures.golden("prune_scores_" + algo + "_" + graphKind + ".json");
-        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.reference())) {
+        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
             PruneScores expected = Fixtures.pruneScores(model.graph(), golden.get("prune_scores"));
             MaskGradient.Options options = algo.startsWith("eap")
                 ? MaskGradient.Options.eap() : MaskGradient.Options.integratedGradients(10);

@@ -47,7 +47,7 @@ class GoldenRunCircuitsTest {
         List<Integer> counts = new ArrayList<>();
         golden.get("header").get("test_edge_counts").forEach(n -> counts.add(n.asInt()));
         List<PromptPairBatch> test = data.test().batches();
-        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.reference())) {
+        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
             PruneScores scores = Fixtures.pruneScores(model.graph(), scoresJson);
             for (PatchType patchType : PatchType.values()) {
                 for (AblationType ablation : List.of(AblationType.RESAMPLE, AblationType.ZERO, AblationType.TOKENWISE_MEAN_CORRUPT)) {

@@ -1,0 +1,134 @@
+package org.autocircuit.bench;
+
+import java.util.concurrent.TimeUnit;
+import org.autocircuit.kernels.KernelSelection;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.kernels.MaskLayout;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * K1 (PERFORMANCE.md): the masked-difference step alone at GPT-2-small shapes: one call that patches the Q, K and
+ * V inputs of all 12 heads of the last layer (nIn = 144 incoming sources, d_model 768, three masks [12, 144]),
+ * forward only (no grad), for B·S tokens (batch 16). {@code path} picks the reference ({@code TorchKernels}) or the
+ * native kernels; {@code masks} is {@code dense} (values in [0, 1): mask gradients, integrated gradients) or
+ * {@code binary} (0/1 with 5% of each row differing from its majority, as run_circuits and ACDC set them: the
+ * native sparse path).
+ *
+ * <p>Setup first checks the native result against the reference (max |diff| within 1e-4 in float32, 3e-2 of the
+ * largest value in bfloat16) and refuses to time a wrong answer.
+ *
+ * <pre>flock /work/heavy.lock benchmarks/run K1 -p tokens=256,800</pre>
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Fork(value = 1, jvmArgsAppend = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0",
+    "-Dorg.bytedeco.javacpp.maxBytes=0"})
+@Warmup(iterations = 2, time = 2)
+@Measurement(iterations = 3, time = 3)
+public class K1EdgePatchBenchmark {
+    static final int BATCH = 16;
+    static final int D_MODEL = 768;
+    static final int HEADS = 12;
+    static final int N_IN = 1 + 11 * (HEADS + 1);  // embed + 11 layers of 12 heads and an MLP: 144
+
+    @Param({"reference", "native"})
+    public String path;
+
+    @Param({"256", "800", "4096"})
+    public int tokens;
+
+    @Param({"float32", "bfloat16"})
+    public String dtype;
+
+    @Param({"dense"})
+    public String masks;
+
+    private PointerScope scope;
+    private Kernels kernels;
+    private Tensor input;
+    private Tensor patch;
+    private Tensor curr;
+    private Tensor[] qkvMasks;
+    private final MaskLayout layout = new MaskLayout(false, false, true);
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        if (tokens % BATCH != 0) throw new IllegalArgumentException("tokens must be a multiple of " + BATCH);
+        scope = new PointerScope();
+        kernels = KernelSelection.select(KernelSelection.Mode.parse(path));
+        torch.ScalarType type = switch (dtype) {
+            case "float32" -> torch.ScalarType.Float;
+            case "bfloat16" -> torch.ScalarType.BFloat16;
+            default -> throw new IllegalArgumentException("dtype must be float32 or bfloat16, got " + dtype);
+        };
+        long seq = tokens / BATCH;
+        torch.manual_seed(1);
+        input = torch.randn(BATCH, seq, D_MODEL).to(type);                  // [batch, seq, dModel]
+        patch = torch.randn(N_IN, BATCH, seq, D_MODEL).to(type);            // [nIn, batch, seq, dModel]
+        curr = torch.randn(N_IN, BATCH, seq, D_MODEL).to(type);
+        qkvMasks = new Tensor[3];
+        for (int m = 0; m < 3; m++) {
+            Tensor r = torch.rand(HEADS, N_IN);                              // [head, nIn]
+            qkvMasks[m] = switch (masks) {
+                case "dense" -> r;
+                // each row's majority is 1 (ablated) in even heads and 0 in odd ones; 5% of entries differ
+                case "binary" -> r.lt(new org.bytedeco.pytorch.Scalar(0.05)).to(torch.ScalarType.Float);
+                default -> throw new IllegalArgumentException("masks must be dense or binary, got " + masks);
+            };
+            if (masks.equals("binary")) {
+                Tensor even = qkvMasks[m].slice(0, new org.bytedeco.pytorch.LongOptional(0),
+                        new org.bytedeco.pytorch.LongOptional(HEADS), 2);
+                even.copy_(even.neg().add(new org.bytedeco.pytorch.Scalar(1.0)));
+            }
+        }
+        checkAgainstReference(type);
+    }
+
+    private void checkAgainstReference(torch.ScalarType type) {
+        if (kernels == Kernels.reference()) return;
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            Tensor[] expected = Kernels.reference().edgePatch(input, qkvMasks, patch, curr, layout);
+            Tensor[] actual = kernels.edgePatch(input, qkvMasks, patch, curr, layout);
+            for (int m = 0; m < expected.length; m++) {
+                Tensor e = expected[m].to(torch.ScalarType.Float);
+                double diff = actual[m].to(torch.ScalarType.Float).sub(e).abs().max().item_double();
+                double scale = Math.max(1.0, e.abs().max().item_double());
+                double allowed = type == torch.ScalarType.Float ? 1e-4 : 3e-2 * scale;
+                if (!(diff <= allowed)) {
+                    throw new IllegalStateException("K1 " + path + " " + dtype + " tokens " + tokens + ": output " + m
+                            + " differs from the reference by " + diff + " (allowed " + allowed + ")");
+                }
+            }
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        scope.close();
+    }
+
+    @Benchmark
+    public long edgePatch() {
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            Tensor[] out = kernels.edgePatch(input, qkvMasks, patch, curr, layout);
+            return out[out.length - 1].numel();
+        }
+    }
+}
