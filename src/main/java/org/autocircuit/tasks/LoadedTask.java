@@ -41,9 +41,9 @@ public final class LoadedTask implements AutoCloseable {
         this.officialEdges = officialEdges;
     }
 
-    /** {@link #load(Task, TaskPaths, Kernels)} with the reference kernels. */
+    /** {@link #load(Task, TaskPaths, Kernels)} with the best available kernels ({@link Kernels#best()}). */
     public static LoadedTask load(Task task, TaskPaths paths) throws IOException {
-        return load(task, paths, Kernels.reference());
+        return load(task, paths, Kernels.best());
     }
 
     /**
