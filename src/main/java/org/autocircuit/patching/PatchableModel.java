@@ -200,6 +200,18 @@ public final class PatchableModel implements AutoCloseable {
         }
     }
 
+    /**
+     * An unpatched forward pass with caller-supplied hook callbacks (to capture activations, or to insert the
+     * tensors whose gradients the exact EAP form takes). Uses the KV cache of the input's batch size, if any.
+     *
+     * @throws IllegalStateException in patch mode, where the patching hooks own the hook points
+     */
+    public Tensor forwardWithHooks(Tensor input, Tensor attentionMask, HookPoints hooks) {
+        ensureOpen();
+        if (patchSrcOuts != null) throw new IllegalStateException("forwardWithHooks runs the unpatched model; leave patch mode first");
+        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"));
+    }
+
     private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks) {
         if (model instanceof HookedTransformer t) {
             return t.forward(input, attentionMask, cache, hooks, slice, null);
