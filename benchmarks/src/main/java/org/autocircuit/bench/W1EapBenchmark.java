@@ -37,10 +37,20 @@ public class W1EapBenchmark {
     @Param({"reference", "native"})
     public String kernels;
 
+    /**
+     * libtorch intra-op threads. 1 by default: on this 2-core machine shared with other jobs, OpenMP threads that
+     * spin-wait for a descheduled partner made a GPT-2-small forward 5-10× slower (measured with perf: libgomp and
+     * OpenBLAS thread-server waits on top). benchmarks/run also sets OPENBLAS_NUM_THREADS=1 for the same reason.
+     */
+    @Param({"1"})
+    public int threads;
+
     Gpt2SmallWorkload workload;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
+        org.bytedeco.pytorch.global.torch.set_num_threads(threads);
+        System.out.println("torch threads " + threads + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS"));
         workload = new Gpt2SmallWorkload(Gpt2SmallWorkload.GPT2_SMALL, Gpt2SmallWorkload.kernels(kernels));
         PruneScores fast = MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
         PruneScores exact = EdgeAttributionPatching.scores(PruneRun.of(workload.model, workload.batches));

@@ -32,16 +32,26 @@ import org.openjdk.jmh.annotations.Warmup;
 @BenchmarkMode(Mode.SingleShotTime)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 0)
-@Measurement(iterations = 2)
+@Measurement(iterations = 1)
 @Fork(value = 1, jvmArgs = {"-Xmx3g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
 public class W2IgBenchmark {
     @Param({"reference", "native"})
     public String kernels;
 
+    /**
+     * libtorch intra-op threads. 1 by default: on this 2-core machine shared with other jobs, OpenMP threads that
+     * spin-wait for a descheduled partner made a GPT-2-small forward 5-10× slower (measured with perf: libgomp and
+     * OpenBLAS thread-server waits on top). benchmarks/run also sets OPENBLAS_NUM_THREADS=1 for the same reason.
+     */
+    @Param({"1"})
+    public int threads;
+
     Gpt2SmallWorkload workload;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
+        org.bytedeco.pytorch.global.torch.set_num_threads(threads);
+        System.out.println("torch threads " + threads + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS"));
         var chosen = Gpt2SmallWorkload.kernels(kernels);
         try (Gpt2SmallWorkload tiny = new Gpt2SmallWorkload(Gpt2SmallWorkload.TINY, chosen)) {
             PruneScores ig = MaskGradient.scores(tiny.model, tiny.batches, MaskGradient.Options.integratedGradients(10));
