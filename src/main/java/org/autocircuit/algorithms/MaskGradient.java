@@ -121,12 +121,16 @@ public final class MaskGradient {
             Map<Long, Tensor> srcOuts = Ablations.batchSrcAblations(model, batches, options.ablationType(), options.cleanCorrupt());
             try (PatchableModel.MaskTraining training = model.trainMaskMode()) {
                 for (int sample = 0; sample < points; sample++) {
-                    model.setAllMasks(options.maskVal() != null
-                        ? options.maskVal() : (double) sample / options.integratedGradSamples());
+                    double maskValue = options.maskVal() != null
+                        ? options.maskVal() : (double) sample / options.integratedGradSamples();
+                    model.setAllMasks(maskValue);
                     for (PromptPairBatch batch : batches) {
                         Progress.checkInterrupted("mask gradient");
+                        Tensor patch = srcOuts.get(batch.key());
+                        // At mask 0 no gradient flows through the patch differences into the source outputs.
                         try (PointerScope step = new PointerScope();
-                             PatchableModel.PatchMode mode = model.patchMode(srcOuts.get(batch.key()))) {
+                             PatchableModel.PatchMode mode = maskValue == 0.0
+                                 ? model.patchModeAtZeroMasks(patch) : model.patchMode(patch)) {
                             Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
                             Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
                             loss.backward();

@@ -24,6 +24,7 @@ import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
@@ -55,12 +56,14 @@ public final class PatchableModel implements AutoCloseable {
     private final Map<String, Tensor> masks = new LinkedHashMap<>();        // dest module → [seq?][head?][nIn]
     private final Map<String, DestModule> destByHook = new HashMap<>();
     private final Map<String, SrcModule> srcByHook = new HashMap<>();
+    private final Map<String, Integer> srcModuleIndex = new HashMap<>();   // hook name → index in graph.srcModules()
     private final Map<Long, KvCache> kvCaches = new HashMap<>();
     private final int dModel;
 
     // patch state; changed only through the AutoCloseable scopes below
     private Tensor patchSrcOuts;   // [nSrc, batch, seq, dModel], null outside patch mode
     private Tensor currSrcOuts;    // [nSrc, batch, seq, dModel] buffer kept across forward passes of one patch mode
+    private boolean currGradients = true;   // false: patch differences are constants to autograd (see patchModeAtZeroMasks)
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
@@ -79,6 +82,7 @@ public final class PatchableModel implements AutoCloseable {
             }
         }
         for (SrcModule sm : graph.srcModules()) srcByHook.put(sm.moduleName(), sm);
+        for (int m = 0; m < graph.srcModules().size(); m++) srcModuleIndex.put(graph.srcModules().get(m).moduleName(), m);
     }
 
     /**
@@ -148,11 +152,12 @@ public final class PatchableModel implements AutoCloseable {
             return run(input, attentionMask, cache, HookPoints.NONE);
         }
         checkPatchBatch(batch);
-        // A pass from the first block writes every source before any destination reads it, so a fresh
-        // buffer is equivalent to the shared one and keeps separate passes' autograd graphs apart.
-        Tensor curr = torch.zeros_like(patchSrcOuts);
-        Tensor out = run(input, attentionMask, cache, new PatchingHooks(patchSrcOuts, curr, batch));
-        currSrcOuts = curr;
+        // A pass from the first block produces every source before any destination reads it, so it needs no
+        // earlier buffer; the buffer is refreshed afterwards, outside autograd, for inspection and later
+        // forwardFromBlock passes.
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, null, batch);
+        Tensor out = run(input, attentionMask, cache, hooks);
+        currSrcOuts = hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
 
@@ -169,10 +174,11 @@ public final class PatchableModel implements AutoCloseable {
         if (patchSrcOuts == null) throw new IllegalStateException("forwardFromBlock needs patch mode");
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
-        Tensor curr = org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts;
-        Tensor out = t.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch),
-            new PatchingHooks(patchSrcOuts, curr, batch), slice);
-        currSrcOuts = curr;
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch);
+        Tensor out = t.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
+        // Without gradients the buffer is updated in place, as AutoCircuit's shared curr_src_outs is; with them, a
+        // copy keeps the earlier buffer intact for the autograd graph that read it.
+        currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
         return out;
     }
 
@@ -199,6 +205,18 @@ public final class PatchableModel implements AutoCloseable {
             }
             return buffer;
         }
+    }
+
+    /**
+     * An unpatched forward pass with caller-supplied hook callbacks (to capture activations, or to insert the
+     * tensors whose gradients the exact EAP form takes). Uses the KV cache of the input's batch size, if any.
+     *
+     * @throws IllegalStateException in patch mode, where the patching hooks own the hook points
+     */
+    public Tensor forwardWithHooks(Tensor input, Tensor attentionMask, HookPoints hooks) {
+        ensureOpen();
+        if (patchSrcOuts != null) throw new IllegalStateException("forwardWithHooks runs the unpatched model; leave patch mode first");
+        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"));
     }
 
     private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks) {
@@ -238,16 +256,25 @@ public final class PatchableModel implements AutoCloseable {
         }
     }
 
-    /** The hook callbacks of one patched forward pass. */
+    /**
+     * The hook callbacks of one patched forward pass.
+     *
+     * <p>Each source module's output is kept as its own tensor ({@code [count, batch, seq, dModel]}) rather than
+     * copied into rows of one shared buffer: under autograd, in-place writes into slices of a buffer make every
+     * backward pass clone and zero-fill the whole {@code [nSrc, batch, seq, dModel]} gradient once per write and per
+     * read, which cost more than the patching itself on GPT-2-sized graphs. A destination concatenates the outputs
+     * of the modules it reads (once for Q, K and V together).
+     */
     private final class PatchingHooks implements HookPoints {
         private final Tensor patch;
-        private final Tensor curr;
+        private final Tensor earlier;                             // buffer for sources this pass does not produce, or null
         private final long batch;
+        private final Tensor[] produced = new Tensor[graph.srcModules().size()];   // per src module: [count, batch, seq, dModel]
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
 
-        PatchingHooks(Tensor patch, Tensor curr, long batch) {
+        PatchingHooks(Tensor patch, Tensor earlier, long batch) {
             this.patch = patch;
-            this.curr = curr;
+            this.earlier = earlier;
             this.batch = batch;
         }
 
@@ -256,9 +283,47 @@ public final class PatchableModel implements AutoCloseable {
             Tensor x = value;
             DestModule dm = destByHook.get(name);
             if (dm != null) x = patchDestination(dm, x);
-            SrcModule sm = srcByHook.get(name);
-            if (sm != null) writeSrc(curr, sm, x);
+            Integer srcModule = srcModuleIndex.get(name);
+            if (srcModule != null) produced[srcModule] = srcRows(graph.srcModules().get(srcModule), x);
             return x;
+        }
+
+        /** The current outputs of sources {@code [start, start+n)}: {@code [n, batch, seq, dModel]}. */
+        private Tensor current(int start, int n) {
+            List<Tensor> parts = new ArrayList<>();
+            List<SrcModule> modules = graph.srcModules();
+            for (int m = 0; m < modules.size(); m++) {
+                SrcModule sm = modules.get(m);
+                int from = Math.max(start, sm.srcStart()), to = Math.min(start + n, sm.srcEnd());
+                if (from >= to) continue;
+                Tensor rows = produced[m];
+                if (rows == null) {
+                    if (earlier == null) {
+                        throw new IllegalStateException("destination reads source module " + sm.moduleName()
+                            + " before this pass produced it");
+                    }
+                    parts.add(earlier.narrow(0, from, to - from));
+                } else {
+                    parts.add(to - from == sm.count() ? rows : rows.narrow(0, from - sm.srcStart(), to - from));
+                }
+            }
+            return parts.size() == 1 ? parts.get(0) : torch.cat(new TensorVector(parts.toArray(new Tensor[0])), 0);
+        }
+
+        /**
+         * Writes this pass's source outputs, detached, into {@code buffer} (rows of sources the pass did not
+         * produce keep their values) and returns it.
+         */
+        Tensor currentOutputs(Tensor buffer) {
+            try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                List<SrcModule> modules = graph.srcModules();
+                for (int m = 0; m < modules.size(); m++) {
+                    if (produced[m] != null) {
+                        buffer.narrow(0, modules.get(m).srcStart(), modules.get(m).count()).copy_(produced[m].detach());
+                    }
+                }
+            }
+            return buffer;
         }
 
         private Tensor patchDestination(DestModule dm, Tensor input) {
@@ -277,8 +342,9 @@ public final class PatchableModel implements AutoCloseable {
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
             MaskLayout layout = new MaskLayout(maskFn.addsBatchDim(), graph.seqLen().isPresent(), dm.headed());
-            Tensor[] out = kernels.edgePatch(input, applied,
-                patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr.narrow(0, dm.inSrcStart(), dm.nIn()), layout);
+            Tensor curr = current(dm.inSrcStart(), dm.nIn());
+            if (!currGradients) curr = curr.detach();
+            Tensor[] out = kernels.edgePatch(input, applied, patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr, layout);
             for (int i = 1; i < out.length; i++) fused.put(group.get(i).moduleName(), out[i]);
             return out[0];
         }
@@ -288,6 +354,16 @@ public final class PatchableModel implements AutoCloseable {
             if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
             return m;
         }
+    }
+
+    /** A source module's output as rows {@code [count, batch, seq, dModel]} (a view where possible). */
+    private static Tensor srcRows(SrcModule sm, Tensor out) {
+        if (!sm.headed()) return out.unsqueeze(0);
+        Tensor heads = out.permute(2, 0, 1, 3);                           // [nHeads, batch, seq, dModel]
+        if (heads.shape()[0] != sm.count()) {
+            throw new IllegalStateException(sm.moduleName() + " produced " + heads.shape()[0] + " heads, graph expects " + sm.count());
+        }
+        return heads;
     }
 
     // ---- masks ----
@@ -382,9 +458,24 @@ public final class PatchableModel implements AutoCloseable {
             throw new IllegalArgumentException("currSrcOuts " + java.util.Arrays.toString(currSrcOuts.shape())
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
         }
-        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts);
+        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients);
+        this.currGradients = true;
         this.patchSrcOuts = patchSrcOuts;
         this.currSrcOuts = currSrcOuts != null ? currSrcOuts : torch.zeros_like(patchSrcOuts);
+        return mode;
+    }
+
+    /**
+     * Patch mode for passes in which every mask is 0 (Edge Attribution Patching): the gradient that reaches the
+     * current source outputs through {@code mask · (patch − curr)} is then exactly 0, so autograd is told to treat the
+     * differences as constants, which saves one backward product per destination. Gradients with respect to the
+     * masks are unchanged. The caller must keep every mask at 0 while the scope is open. Under a mask function
+     * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}.
+     */
+    public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts) {
+        PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
+        // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
+        currGradients = maskFn != MaskFn.NONE;
         return mode;
     }
 
@@ -408,11 +499,13 @@ public final class PatchableModel implements AutoCloseable {
     public final class PatchMode implements AutoCloseable {
         private final Tensor prevPatch;
         private final Tensor prevCurr;
+        private final boolean prevCurrGradients;
         private boolean closed;
 
-        private PatchMode(Tensor prevPatch, Tensor prevCurr) {
+        private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients) {
             this.prevPatch = prevPatch;
             this.prevCurr = prevCurr;
+            this.prevCurrGradients = prevCurrGradients;
         }
 
         @Override
@@ -421,6 +514,7 @@ public final class PatchableModel implements AutoCloseable {
             closed = true;
             patchSrcOuts = prevPatch;
             currSrcOuts = prevCurr;
+            currGradients = prevCurrGradients;
         }
     }
 

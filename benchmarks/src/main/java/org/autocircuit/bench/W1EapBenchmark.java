@@ -1,0 +1,70 @@
+package org.autocircuit.bench;
+
+import java.util.concurrent.TimeUnit;
+import org.autocircuit.algorithms.EdgeAttributionPatching;
+import org.autocircuit.algorithms.MaskGradient;
+import org.autocircuit.algorithms.PruneRun;
+import org.autocircuit.bench.state.Gpt2SmallWorkload;
+import org.autocircuit.graph.PruneScores;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * W1: Edge Attribution Patching (mask-gradient scores at mask 0, logit difference, resample ablation from the corrupt
+ * prompts) on a GPT-2-small-shaped model, 32 IOI prompts in 2 batches of 16, 32,491 edges. AutoCircuit: 37.3 s.
+ *
+ * <p>Before timing, the scores are checked against the exact EAP form (gradients at the destination inputs times
+ * corrupt − clean source outputs), a separate computation that must give the same numbers.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 1)
+@Measurement(iterations = 3)
+@Fork(value = 1, jvmArgs = {"-Xmx3g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
+public class W1EapBenchmark {
+    @Param({"reference", "native"})
+    public String kernels;
+
+    /**
+     * libtorch intra-op threads. 1 by default: on this 2-core machine shared with other jobs, OpenMP threads that
+     * spin-wait for a descheduled partner made a GPT-2-small forward 5-10× slower (measured with perf: libgomp and
+     * OpenBLAS thread-server waits on top). benchmarks/run also sets OPENBLAS_NUM_THREADS=1 for the same reason.
+     */
+    @Param({"1"})
+    public int threads;
+
+    Gpt2SmallWorkload workload;
+
+    @Setup(Level.Trial)
+    public void setUp() throws Exception {
+        org.bytedeco.pytorch.global.torch.set_num_threads(threads);
+        System.out.println("torch threads " + threads + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS"));
+        workload = new Gpt2SmallWorkload(Gpt2SmallWorkload.GPT2_SMALL, Gpt2SmallWorkload.kernels(kernels));
+        PruneScores fast = MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
+        PruneScores exact = EdgeAttributionPatching.scores(PruneRun.of(workload.model, workload.batches));
+        Gpt2SmallWorkload.checkClose(exact.flat(), fast.flat(), 1e-5, 1e-3, "W1 mask-gradient EAP vs exact EAP");
+    }
+
+    @Benchmark
+    public PruneScores eap() {
+        return MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        Gpt2SmallWorkload.reportPeakRss("W1EapBenchmark", kernels);
+        workload.close();
+    }
+}

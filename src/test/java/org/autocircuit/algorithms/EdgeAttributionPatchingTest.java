@@ -1,0 +1,104 @@
+package org.autocircuit.algorithms;
+
+import static org.autocircuit.testing.TensorAsserts.assertClose;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.util.List;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.model.OutputSlice;
+import org.autocircuit.patching.AblationType;
+import org.autocircuit.patching.Ablations;
+import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.tasks.Datasets;
+import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.testing.Fixtures;
+import org.autocircuit.util.Progress;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The exact EAP form against AutoCircuit's golden scores, and against the mask-gradient form (SPEC §7.3's test). */
+class EdgeAttributionPatchingTest {
+    static List<PromptPairBatch> train;
+
+    @BeforeAll
+    static void load() {
+        Datasets.LoadedDatasets data = Fixtures.ioi();
+        train = data.train().batches();
+    }
+
+    static PatchableModel fixtureModel(String graphKind) {
+        return PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, graphKind.equals("token") ? 15 : null,
+            true, Kernels.reference());
+    }
+
+    @Tag("golden")
+    @ParameterizedTest(name = "{0} graph")
+    @ValueSource(strings = {"component", "token"})
+    void matchesAutoCircuitGolden(String graphKind) {
+        try (PatchableModel model = fixtureModel(graphKind)) {
+            PruneScores expected = Fixtures.pruneScores(model.graph(),
+                Fixtures.golden("prune_scores_eap_exact_" + graphKind + ".json").get("prune_scores"));
+            PruneScores actual = EdgeAttributionPatching.scores(model, train, EdgeAttributionPatching.Options.autoCircuit(),
+                Progress.NONE);
+            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + graphKind + " graph");
+        }
+    }
+
+    @Tag("golden")
+    @Test
+    void perPositionModeMatchesGoldenOnComponentGraph() {
+        try (PatchableModel model = fixtureModel("component")) {
+            PruneScores expected = Fixtures.pruneScores(model.graph(),
+                Fixtures.golden("prune_scores_eap_exact_component.json").get("prune_scores"));
+            PruneScores actual = EdgeAttributionPatching.scores(PruneRun.of(model, train));
+            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP (default options), component graph");
+        }
+    }
+
+    /** AutoCircuit's test_eap: the exact form equals mask gradient (logit, avg_diff, mask 0) to atol 1e-5. */
+    @ParameterizedTest(name = "{0} graph")
+    @ValueSource(strings = {"component", "token"})
+    void equalsMaskGradientAtMaskZero(String graphKind) {
+        try (PatchableModel model = fixtureModel(graphKind)) {
+            PruneScores exact = EdgeAttributionPatching.scores(model, train, EdgeAttributionPatching.Options.defaults(),
+                Progress.NONE);
+            PruneScores viaMasks = MaskGradient.scores(model, train, MaskGradient.Options.eap());
+            assertClose(viaMasks.flat(), exact.flat(), 1e-5, 0, "exact EAP vs mask gradient, " + graphKind + " graph");
+        }
+    }
+
+    /** answerDiff=false is the gradient of −mean answer logit: mask gradient (logit, avg_val, mask 0). */
+    @ParameterizedTest(name = "{0} graph")
+    @ValueSource(strings = {"component", "token"})
+    void answerLogitEqualsMaskGradientAvgVal(String graphKind) {
+        try (PatchableModel model = fixtureModel(graphKind)) {
+            PruneScores exact = EdgeAttributionPatching.scores(model, train, new EdgeAttributionPatching.Options(false, true),
+                Progress.NONE);
+            PruneScores viaMasks = MaskGradient.scores(model, train, new MaskGradient.Options(MaskGradient.GradFunction.LOGIT,
+                MaskGradient.AnswerFunction.AVG_VAL, 0.0, null, AblationType.RESAMPLE, Ablations.CleanCorrupt.CORRUPT));
+            assertClose(viaMasks.flat(), exact.flat(), 1e-5, 0, "exact EAP (answer logit) vs mask gradient avg_val");
+        }
+    }
+
+    @Test
+    void leavesMasksAndPatchModeAlone() {
+        try (PointerScope scope = new PointerScope(); PatchableModel model = fixtureModel("component")) {
+            model.setAllMasks(0.25);
+            EdgeAttributionPatching.scores(PruneRun.of(model, train));
+            for (String m : model.maskNames()) {
+                Tensor mask = model.mask(m);
+                assertClose(torch.full_like(mask, new org.bytedeco.pytorch.Scalar(0.25)), mask, 0, m + " mask after EAP");
+            }
+            try (PatchableModel.PatchMode mode = model.patchMode(torch.zeros(model.nSrcs(), 8, 15, 64))) {
+                assertThrows(IllegalStateException.class, () -> EdgeAttributionPatching.scores(PruneRun.of(model, train)));
+            }
+        }
+    }
+}
