@@ -122,6 +122,11 @@ public final class PatchableModel implements AutoCloseable {
         return model instanceof HookedTransformer;
     }
 
+    /** Whether KV caches were handed over (forward passes then need a batch size that has one). */
+    public boolean hasKvCaches() {
+        return !kvCaches.isEmpty();
+    }
+
     /** Hands a frozen prefix cache to the model; forward passes with its batch size use it. Takes ownership. */
     public void addKvCache(KvCache cache) {
         ensureOpen();
@@ -173,6 +178,46 @@ public final class PatchableModel implements AutoCloseable {
             new PatchingHooks(patchSrcOuts, curr, batch), slice);
         currSrcOuts = curr;
         return out;
+    }
+
+    /**
+     * {@link #forwardFromBlock} without the unembedding: the sliced final residual stream
+     * {@code [batch, (seq,) dModel]}; {@link #unembed} turns it (or several stacked along the batch) into logits.
+     */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask) {
+        return residualFromBlock(startBlock, residPre, attentionMask, null);
+    }
+
+    /**
+     * {@link #residualFromBlock} with per-example masks: {@code exampleMasks.get(module)}, shaped
+     * {@code [batch, seq?, head?, nIn]}, replaces that module's mask (and mask function) for this pass only, so one
+     * pass can try a different circuit in every batch row (ACDC's batched trials). Modules not in the map use
+     * their own masks.
+     */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask,
+                                    Map<String, Tensor> exampleMasks) {
+        ensureOpen();
+        if (!(model instanceof HookedTransformer t)) {
+            throw new IllegalStateException("residualFromBlock needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        if (patchSrcOuts == null) throw new IllegalStateException("residualFromBlock needs patch mode");
+        long batch = residPre.shape()[0];
+        checkPatchBatch(batch);
+        Tensor curr = org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts;
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, curr, batch);
+        hooks.exampleMasks = exampleMasks;
+        Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
+        currSrcOuts = curr;
+        return out;
+    }
+
+    /** The logits of a final residual stream from {@link #residualFromBlock} (transformers only). */
+    public Tensor unembed(Tensor resid) {
+        ensureOpen();
+        if (!(model instanceof HookedTransformer t)) {
+            throw new IllegalStateException("unembed needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        return t.unembed(resid);
     }
 
     /**
@@ -243,6 +288,7 @@ public final class PatchableModel implements AutoCloseable {
         private final Tensor curr;
         private final long batch;
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
+        private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
 
         PatchingHooks(Tensor patch, Tensor curr, long batch) {
             this.patch = patch;
@@ -270,19 +316,26 @@ public final class PatchableModel implements AutoCloseable {
                 String prefix = dm.moduleName().substring(0, dm.moduleName().length() - "hook_q_input".length());
                 for (String s : new String[] {"hook_k_input", "hook_v_input"}) {
                     DestModule other = destByHook.get(prefix + s);
-                    if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()) group.add(other);
+                    if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()
+                        && hasExampleMask(other) == hasExampleMask(dm)) group.add(other);
                 }
             }
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
-            MaskLayout layout = new MaskLayout(maskFn.addsBatchDim(), graph.seqLen().isPresent(), dm.headed());
+            MaskLayout layout = new MaskLayout(hasExampleMask(dm) || maskFn.addsBatchDim(), graph.seqLen().isPresent(),
+                dm.headed());
             Tensor[] out = kernels.edgePatch(input, applied,
                 patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr.narrow(0, dm.inSrcStart(), dm.nIn()), layout);
             for (int i = 1; i < out.length; i++) fused.put(group.get(i).moduleName(), out[i]);
             return out[0];
         }
 
+        private boolean hasExampleMask(DestModule dm) {
+            return exampleMasks != null && exampleMasks.containsKey(dm.moduleName());
+        }
+
         private Tensor appliedMask(DestModule dm) {
+            if (hasExampleMask(dm)) return exampleMasks.get(dm.moduleName());
             Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, false);
             if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
             return m;
