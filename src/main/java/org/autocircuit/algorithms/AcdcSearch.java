@@ -164,12 +164,12 @@ final class AcdcSearch implements AutoCloseable {
             }
             noEffect = skip ? noEffectEdges(batch) : new boolean[n];
             batchSize = batch.batchSize();
-            if (window > 1) {
-                patchRep = patch.repeat(1, window, 1, 1);
-                cleanCurrRep = cleanCurr.repeat(1, window, 1, 1);
+            if (this.window > 1) {
+                patchRep = patch.repeat(1, this.window, 1, 1);
+                cleanCurrRep = cleanCurr.repeat(1, this.window, 1, 1);
                 residPreRep = new Tensor[residPre.length];
-                for (int b = 0; b < residPre.length; b++) residPreRep[b] = residPre[b].repeat(window, 1, 1);
-                paddingRep = padding == null ? null : padding.repeat(window, 1);
+                for (int b = 0; b < residPre.length; b++) residPreRep[b] = residPre[b].repeat(this.window, 1, 1);
+                paddingRep = padding == null ? null : padding.repeat(this.window, 1);
             } else {
                 patchRep = cleanCurrRep = paddingRep = null;
                 residPreRep = null;
@@ -216,7 +216,7 @@ final class AcdcSearch implements AutoCloseable {
         try (PointerScope passScope = new PointerScope();
              PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone())) {
             // one current-output buffer per pass for the batched trials: row blocks of `batch` examples per trial
-            Tensor currRep = window > 1 ? cleanCurrRep.clone() : null;
+            Tensor currRep = this.window > 1 ? cleanCurrRep.clone() : null;
             while (position < order.length) {
                 Progress.checkInterrupted(task);
                 int e = order[position];
