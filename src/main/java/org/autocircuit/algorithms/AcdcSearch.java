@@ -344,7 +344,9 @@ final class AcdcSearch implements AutoCloseable {
      * @return whether the edge was removed
      */
     private boolean decide(int e, float faith, float tau, String task) {
-        boolean removed = faith - prevFaith < tau;
+        // AutoCircuit: faith = kl.item() and prev_faith are Python floats, so the test runs in double precision
+        double diff = (double) faith - (double) prevFaith;
+        boolean removed = diff < options.taus().get(tauIndex);
         setMask(e, removed ? 1f : 0f);
         if (removed) {
             ablated[e] = true;
