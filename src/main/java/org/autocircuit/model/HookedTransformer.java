@@ -228,6 +228,29 @@ public final class HookedTransformer implements HookedModel {
         return runBlocks(startBlock, residPre, keyMask, cache, hooks, slice, null);
     }
 
+    /**
+     * {@link #forwardFromBlock} without the unembedding: the final residual stream with {@code slice} applied,
+     * {@code [batch, (seq,) dModel]}. With {@link #unembed} it gives the same logits; ACDC unembeds many trials
+     * in one matrix product.
+     */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
+                                    HookPoints hooks, OutputSlice slice) {
+        ensureOpen();
+        if (startBlock < 0 || startBlock >= cfg.nLayers()) {
+            throw new IllegalArgumentException("startBlock " + startBlock + " outside [0, " + cfg.nLayers() + ")");
+        }
+        long[] shape = residPre.shape();
+        Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
+        return slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null));
+    }
+
+    /** {@code ln_final} then {@code W_U}: the logits {@code [..., dVocab]} of a final residual stream {@code [..., dModel]}. */
+    public Tensor unembed(Tensor resid) {
+        ensureOpen();
+        Tensor logits = torch.matmul(layerNorm(resid, lnFinalW, lnFinalB), wU);
+        return bU == null ? logits : logits.add(bU);
+    }
+
     /** Computes the frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens). */
     public KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
         ensureOpen();
@@ -253,14 +276,19 @@ public final class HookedTransformer implements HookedModel {
 
     private Tensor runBlocks(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
                              OutputSlice slice, Tensor[] residPre) {
+        Tensor last = slice.apply(runBlocksResid(start, resid, keyMask, cache, hooks, residPre)); // [batch, (seq,) dModel]
+        Tensor logits = torch.matmul(layerNorm(last, lnFinalW, lnFinalB), wU);       // [batch, (seq,) dVocab]
+        return bU == null ? logits : logits.add(bU);
+    }
+
+    private Tensor runBlocksResid(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
+                                  Tensor[] residPre) {
         for (int b = start; b < cfg.nLayers(); b++) {
             resid = hooks.apply("blocks." + b + ".hook_resid_pre", resid);
             if (residPre != null) residPre[b] = resid;
             resid = blockForward(b, resid, keyMask, cache, hooks, null, null);
         }
-        Tensor last = slice.apply(resid);                                             // [batch, (seq,) dModel]
-        Tensor logits = torch.matmul(layerNorm(last, lnFinalW, lnFinalB), wU);       // [batch, (seq,) dVocab]
-        return bU == null ? logits : logits.add(bU);
+        return resid;
     }
 
     /**

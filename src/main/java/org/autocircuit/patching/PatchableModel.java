@@ -127,6 +127,11 @@ public final class PatchableModel implements AutoCloseable {
         return model instanceof HookedTransformer;
     }
 
+    /** Whether KV caches were handed over (forward passes then need a batch size that has one). */
+    public boolean hasKvCaches() {
+        return !kvCaches.isEmpty();
+    }
+
     /** Hands a frozen prefix cache to the model; forward passes with its batch size use it. Takes ownership. */
     public void addKvCache(KvCache cache) {
         ensureOpen();
@@ -180,6 +185,46 @@ public final class PatchableModel implements AutoCloseable {
         // copy keeps the earlier buffer intact for the autograd graph that read it.
         currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
         return out;
+    }
+
+    /**
+     * {@link #forwardFromBlock} without the unembedding: the sliced final residual stream
+     * {@code [batch, (seq,) dModel]}; {@link #unembed} turns it (or several stacked along the batch) into logits.
+     */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask) {
+        return residualFromBlock(startBlock, residPre, attentionMask, null);
+    }
+
+    /**
+     * {@link #residualFromBlock} with per-example masks: {@code exampleMasks.get(module)}, shaped
+     * {@code [batch, seq?, head?, nIn]}, replaces that module's mask (and mask function) for this pass only, so one
+     * pass can try a different circuit in every batch row (ACDC's batched trials). Modules not in the map use
+     * their own masks.
+     */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask,
+                                    Map<String, Tensor> exampleMasks) {
+        ensureOpen();
+        if (!(model instanceof HookedTransformer t)) {
+            throw new IllegalStateException("residualFromBlock needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        if (patchSrcOuts == null) throw new IllegalStateException("residualFromBlock needs patch mode");
+        long batch = residPre.shape()[0];
+        checkPatchBatch(batch);
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch);
+        hooks.exampleMasks = exampleMasks;
+        Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
+        // as in forwardFromBlock: in place without gradients, a copy with them
+        currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
+        return out;
+    }
+
+    /** The logits of a final residual stream from {@link #residualFromBlock} (transformers only). */
+    public Tensor unembed(Tensor resid) {
+        ensureOpen();
+        if (!(model instanceof HookedTransformer t)) {
+            throw new IllegalStateException("unembed needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        return t.unembed(resid);
     }
 
     /**
@@ -271,6 +316,7 @@ public final class PatchableModel implements AutoCloseable {
         private final long batch;
         private final Tensor[] produced = new Tensor[graph.srcModules().size()];   // per src module: [count, batch, seq, dModel]
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
+        private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
 
         PatchingHooks(Tensor patch, Tensor earlier, long batch) {
             this.patch = patch;
@@ -336,12 +382,14 @@ public final class PatchableModel implements AutoCloseable {
                 String prefix = dm.moduleName().substring(0, dm.moduleName().length() - "hook_q_input".length());
                 for (String s : new String[] {"hook_k_input", "hook_v_input"}) {
                     DestModule other = destByHook.get(prefix + s);
-                    if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()) group.add(other);
+                    if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()
+                        && hasExampleMask(other) == hasExampleMask(dm)) group.add(other);
                 }
             }
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
-            MaskLayout layout = new MaskLayout(maskFn.addsBatchDim(), graph.seqLen().isPresent(), dm.headed());
+            MaskLayout layout = new MaskLayout(hasExampleMask(dm) || maskFn.addsBatchDim(), graph.seqLen().isPresent(),
+                dm.headed());
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
             Tensor[] out = kernels.edgePatch(input, applied, patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr, layout);
@@ -349,7 +397,12 @@ public final class PatchableModel implements AutoCloseable {
             return out[0];
         }
 
+        private boolean hasExampleMask(DestModule dm) {
+            return exampleMasks != null && exampleMasks.containsKey(dm.moduleName());
+        }
+
         private Tensor appliedMask(DestModule dm) {
+            if (hasExampleMask(dm)) return exampleMasks.get(dm.moduleName());
             Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, false);
             if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
             return m;

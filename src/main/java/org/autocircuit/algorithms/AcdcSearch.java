@@ -1,0 +1,474 @@
+package org.autocircuit.algorithms;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.List;
+import java.util.concurrent.CancellationException;
+import org.autocircuit.graph.DestModule;
+import org.autocircuit.graph.Edge;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.PruneScores;
+import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.model.OutputSlice;
+import org.autocircuit.patching.AblationType;
+import org.autocircuit.patching.Ablations;
+import org.autocircuit.patching.Inputs;
+import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.util.HostTensor;
+import org.autocircuit.util.Progress;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * One ACDC run ({@link Acdc#scores}): the fixed tensors of the first batch, the search state, and the
+ * checkpointing around it. Owns every tensor it creates (one {@link PointerScope}, closed with it).
+ *
+ * <p>Two facts make most of the speed (docs/algorithms/acdc.md):
+ * <ol>
+ *   <li>Destinations are visited by layer, last first, so when an edge into a destination in block L is tried,
+ *       every destination before it still has mask 0: every activation before block L is the clean run's. A trial
+ *       restarts the forward pass at block L from the clean run's cached residual stream, with the current-output
+ *       buffer pre-filled with the clean source outputs (later blocks overwrite their own rows before they are read).
+ *   <li>For the same reason each source feeding the destination still has its clean output, so ablating edge u→v
+ *       changes v's input by exactly {@code patch_u − clean_u} at that edge's position. Where that difference is
+ *       exactly zero (positions before clean and corrupt diverge), or the changed position cannot reach the sliced
+ *       output (non-K/V inputs of the last block, and the final residual, off the last position when only the last
+ *       position is returned), the patched output is bitwise the accepted state's, the change in faithfulness is 0
+ *       and is below every τ &gt; 0: the edge is removed without a forward pass.
+ *   <li>Most tried edges are removed, so the next {@link #DEFAULT_WINDOW} trials run as one forward pass over
+ *       {@code window × batch} rows with per-row masks, each assuming the earlier ones were removed; the trials
+ *       after the first kept edge are discarded and tried again. That amortises the op dispatch of the blocks and
+ *       the unembedding (the largest matrix product of a small model) over many trials.
+ * </ol>
+ */
+final class AcdcSearch implements AutoCloseable {
+    /** Trials per batched forward pass (see {@link #batchedTrials}). */
+    static final int DEFAULT_WINDOW = 16;
+
+    private final PruneRun run;
+    private final Acdc.Options options;
+    private final int[] order;
+    private final Acdc.TrialObserver observer;
+    private final int window;            // speculative trials per unembedding
+    private final PatchableModel model;
+    private final Graph graph;
+    private final List<Edge> edges;
+    private final float[] taus;
+    private final PointerScope scope;
+    private final NoGradGuard noGrad;
+
+    // per-edge facts, graph edge positions
+    private final String[] edgeModule;
+    private final int[] edgeOffset;      // position in its module's flattened mask
+    private final int[] edgeBlock;       // the block a trial restarts at
+    private final boolean[] noEffect;    // ablating it provably leaves the output unchanged
+
+    // the first batch, fixed for the whole run
+    private final Tensor input;
+    private final Tensor padding;
+    private final Tensor patch;          // [nSrc, batch, seq, dModel] corrupt source outputs
+    private final Tensor cleanCurr;      // [nSrc, batch, seq, dModel] clean source outputs
+    private final Tensor[] residPre;     // per block [batch, seq, dModel], transformers only
+    private final Tensor cleanOut;       // [batch, (seq,) vocab]
+    private final Tensor cleanLogprobs;  // KL only
+    private final Tensor cleanProbs;     // KL only: exp(cleanLogprobs)
+    private final long batchSize;
+    // the same, repeated `window` times along the batch (trial-major), for batched trials
+    private final Tensor patchRep;       // [nSrc, window·batch, seq, dModel]
+    private final Tensor cleanCurrRep;   // [nSrc, window·batch, seq, dModel]
+    private final Tensor[] residPreRep;  // per block [window·batch, seq, dModel]
+    private final Tensor paddingRep;     // [window·batch, seq] or null
+    private final Map<String, Integer> moduleStart = new HashMap<>();   // first graph edge position of each module
+
+    // the search state (what a checkpoint holds)
+    private int tauIndex;
+    private int position;
+    private float prevFaith;
+    private final boolean[] ablated;
+    private final int[] scoreTau;
+
+    private final AcdcCheckpoint identity;
+    private long lastCheckpointNanos = System.nanoTime();
+    private int decisionsSinceCheckpoint;
+    private long trials;
+
+    AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
+               boolean skip) {
+        if (window < 1) throw new IllegalArgumentException("window must be >= 1, got " + window);
+        PatchableModel m = run.model();
+        // Batched trials need the start-at-block path, no KV cache (caches exist per batch size), and memory for
+        // `window` copies of the source outputs (capped at 256 MiB).
+        long perCopy = 4L * m.nSrcs() * run.train().get(0).batchSize() * run.train().get(0).seqLen()
+            * m.model().dModel();
+        int fit = (int) Math.max(1, Math.min(window, (256L << 20) / Math.max(1, perCopy)));
+        this.window = m.model() instanceof HookedTransformer && !m.hasKvCaches() ? fit : 1;
+        this.run = run;
+        this.options = options;
+        this.order = order;
+        this.observer = observer;
+        this.model = run.model();
+        this.graph = model.graph();
+        this.edges = graph.edges();
+        this.taus = new float[options.taus().size()];
+        for (int i = 0; i < taus.length; i++) taus[i] = (float) (double) options.taus().get(i);
+        int n = edges.size();
+        edgeModule = new String[n];
+        edgeOffset = new int[n];
+        edgeBlock = new int[n];
+        int offset = 0;
+        for (DestModule dm : graph.destModules()) {
+            moduleStart.put(dm.moduleName(), offset);
+            int block = Acdc.blockOf(dm);
+            for (int i = 0; i < dm.maskNumel(); i++) {
+                edgeModule[offset + i] = dm.moduleName();
+                edgeOffset[offset + i] = i;
+                edgeBlock[offset + i] = block;
+            }
+            offset += dm.maskNumel();
+        }
+        ablated = new boolean[n];
+        scoreTau = new int[n];
+        Arrays.fill(scoreTau, -1);
+
+        PromptPairBatch batch = run.train().get(0);
+        scope = new PointerScope();
+        noGrad = new NoGradGuard();
+        try {
+            input = Inputs.clean(batch);
+            padding = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
+            patch = Ablations.srcAblations(model, Inputs.corrupt(batch),
+                Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT), AblationType.RESAMPLE);
+            if (model.model() instanceof HookedTransformer t) {
+                residPre = new Tensor[t.config().nLayers()];
+                cleanCurr = model.srcOutputs(input, padding, residPre);
+            } else {
+                residPre = null;
+                cleanCurr = model.srcOutputs(input, padding, null);
+            }
+            cleanOut = model.forward(input, padding);
+            if (options.faithfulness() == Acdc.Faithfulness.KL_DIV) {
+                cleanLogprobs = cleanOut.log_softmax(-1);
+                cleanProbs = cleanLogprobs.exp();
+            } else {
+                cleanLogprobs = null;
+                cleanProbs = null;
+            }
+            noEffect = skip ? noEffectEdges(batch) : new boolean[n];
+            batchSize = batch.batchSize();
+            if (this.window > 1) {
+                patchRep = patch.repeat(1, this.window, 1, 1);
+                cleanCurrRep = cleanCurr.repeat(1, this.window, 1, 1);
+                residPreRep = new Tensor[residPre.length];
+                for (int b = 0; b < residPre.length; b++) residPreRep[b] = residPre[b].repeat(this.window, 1, 1);
+                paddingRep = padding == null ? null : padding.repeat(this.window, 1);
+            } else {
+                patchRep = cleanCurrRep = paddingRep = null;
+                residPreRep = null;
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+        identity = new AcdcCheckpoint(AcdcCheckpoint.FORMAT, AcdcCheckpoint.graphFingerprint(graph), options.taus(),
+            options.faithfulness().name(), Long.toHexString(batch.key()), AcdcCheckpoint.orderFingerprint(order),
+            0, 0, 0f, new int[0], new int[0]);
+    }
+
+    /** Runs (or resumes) every pass and returns the scores. */
+    PruneScores run() {
+        Path file = run.checkpoint();
+        if (file != null && Files.exists(file)) restore(AcdcCheckpoint.read(file), file);
+        try {
+            for (; tauIndex < taus.length; tauIndex++, position = 0) {
+                runPass();
+                if (file != null) writeCheckpoint(file);
+            }
+        } catch (RuntimeException e) {
+            // Every decision counted in `position` is complete, so the state is consistent whatever was interrupted.
+            if (file != null) writeCheckpoint(file);
+            throw e;
+        }
+        float[] scores = new float[edges.size()];
+        for (int i = 0; i < scores.length; i++) {
+            scores[i] = scoreTau[i] < 0 ? Float.POSITIVE_INFINITY : taus[scoreTau[i]];
+        }
+        return PruneScores.ofFlat(graph, scores);
+    }
+
+    private void runPass() {
+        String task = "ACDC τ=" + options.taus().get(tauIndex);
+        if (position == 0) {
+            Arrays.fill(ablated, false);
+            prevFaith = 0f;
+        }
+        model.setAllMasks(0.0);
+        for (int i = 0; i < ablated.length; i++) if (ablated[i]) setMask(i, 1f);
+        float tau = taus[tauIndex];
+        try (PointerScope passScope = new PointerScope();
+             PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone())) {
+            // one current-output buffer per pass for the batched trials: row blocks of `batch` examples per trial
+            Tensor currRep = this.window > 1 ? cleanCurrRep.clone() : null;
+            while (position < order.length) {
+                Progress.checkInterrupted(task);
+                int e = order[position];
+                if (noEffect[e]) {
+                    decide(e, prevFaith, tau, task);      // the output is bitwise unchanged: 0 < tau
+                } else if (residPre == null) {
+                    setMask(e, 1f);
+                    decide(e, fullTrial(e), tau, task);
+                } else if (window == 1) {
+                    setMask(e, 1f);
+                    decide(e, blockTrial(e), tau, task);
+                } else {
+                    batchedTrials(tau, task, currRep);
+                }
+            }
+        }
+    }
+
+    /**
+     * Tries the next up to {@code window} edges that need a forward pass in one pass over {@code k·batch} rows:
+     * trial j runs on rows {@code [j·batch, (j+1)·batch)} with the masks of the accepted state plus the edges
+     * up to and including its own, as if every earlier edge of the window had been removed (most are). Decisions
+     * are then taken in order; after the first kept edge the later trials are void and are tried again. Each row
+     * block sees exactly the computation of a lone trial, so the decisions are the sequential ones.
+     */
+    private void batchedTrials(float tau, String task, Tensor currRep) {
+        int[] trialPos = new int[window];
+        int k = 0;
+        int end = position;
+        while (end < order.length && k < window) {
+            if (!noEffect[order[end]]) trialPos[k++] = end;
+            end++;
+        }
+        end = trialPos[k - 1] + 1;
+        trials += k;
+        int startBlock = edgeBlock[order[trialPos[k - 1]]];     // the earliest: layers descend
+        long rows = batchSize * (long) k;
+        try (PointerScope windowScope = new PointerScope()) {
+            Map<String, Tensor> masks = trialMasks(trialPos, k, startBlock);
+            Tensor finalResid;
+            try (PatchableModel.PatchMode m = model.patchMode(patchRep.narrow(1, 0, rows), currRep.narrow(1, 0, rows))) {
+                finalResid = model.residualFromBlock(startBlock, residPreRep[startBlock].narrow(0, 0, rows),
+                    paddingRep == null ? null : paddingRep.narrow(0, 0, rows), masks);
+            }
+            Tensor logits = model.unembed(finalResid);                  // [k·batch, (seq,) vocab]
+            int t = 0;
+            while (position < end) {
+                int e = order[position];
+                if (noEffect[e]) {
+                    decide(e, prevFaith, tau, task);
+                    continue;
+                }
+                Tensor out = logits.narrow(0, t * batchSize, batchSize);
+                // log-softmax per trial (rows are independent), so void trials cost no more than their logits
+                float faith = faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+                t++;
+                if (observer != null) observe(e, out);
+                if (!decide(e, faith, tau, task)) return;   // kept: the later trials assumed its removal
+            }
+        }
+    }
+
+    /**
+     * The per-trial masks of every destination module from {@code startBlock} on, {@code [k·batch, seq?, head?, nIn]}:
+     * trial j ablates the accepted edges plus every edge of the window up to its own.
+     */
+    private Map<String, Tensor> trialMasks(int[] trialPos, int k, int startBlock) {
+        Map<String, Tensor> out = new HashMap<>();
+        for (DestModule dm : graph.destModules()) {
+            if (Acdc.blockOf(dm) < startBlock) continue;
+            int numel = dm.maskNumel();
+            int base = moduleStart.get(dm.moduleName());
+            float[] host = new float[k * numel];
+            for (int i = 0; i < numel; i++) if (ablated[base + i]) host[i] = 1f;
+            int q = position;
+            for (int j = 0; j < k; j++) {
+                if (j > 0) System.arraycopy(host, (j - 1) * numel, host, j * numel, numel);
+                for (; q <= trialPos[j]; q++) {
+                    int e = order[q];
+                    if (e >= base && e < base + numel) host[j * numel + e - base] = 1f;
+                }
+            }
+            long[] shape = dm.maskShape();
+            long[] trialShape = new long[shape.length + 1];
+            long[] expanded = new long[shape.length + 2];
+            long[] rowShape = new long[shape.length + 1];
+            trialShape[0] = k;
+            expanded[0] = k;
+            expanded[1] = batchSize;
+            rowShape[0] = (long) k * batchSize;
+            for (int d = 0; d < shape.length; d++) {
+                trialShape[d + 1] = shape[d];
+                expanded[d + 2] = shape[d];
+                rowShape[d + 1] = shape[d];
+            }
+            Tensor m = HostTensor.ofFloats(host, trialShape).toTensor().to(patch.device(), patch.scalar_type());
+            out.put(dm.moduleName(), m.unsqueeze(1).expand(expanded).reshape(rowShape));
+        }
+        return out;
+    }
+
+    /** One trial restarted at its destination's block, with the model's own masks (KV-cached models, window 1). */
+    private float blockTrial(int e) {
+        trials++;
+        try (PointerScope trialScope = new PointerScope()) {
+            Tensor out = model.unembed(model.residualFromBlock(edgeBlock[e], residPre[edgeBlock[e]], padding));
+            if (observer != null) observe(e, out);
+            return faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+        }
+    }
+
+    /** A full forward pass (models without a start-at-block path). */
+    private float fullTrial(int e) {
+        trials++;
+        try (PointerScope trialScope = new PointerScope()) {
+            Tensor out = model.forward(input, padding);
+            if (observer != null) observe(e, out);
+            return faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+        }
+    }
+
+    /**
+     * Takes the decision for edge {@code e}, whose mask is 1, at faithfulness {@code faith}, and reports it.
+     *
+     * @return whether the edge was removed
+     */
+    private boolean decide(int e, float faith, float tau, String task) {
+        // AutoCircuit: faith = kl.item() and prev_faith are Python floats, so the test runs in double precision
+        double diff = (double) faith - (double) prevFaith;
+        boolean removed = diff < options.taus().get(tauIndex);
+        setMask(e, removed ? 1f : 0f);
+        if (removed) {
+            ablated[e] = true;
+            if (scoreTau[e] < 0 || tau < taus[scoreTau[e]]) scoreTau[e] = tauIndex;
+            prevFaith = faith;
+        }
+        position++;
+        run.progress().update(task, (long) tauIndex * order.length + position, (long) taus.length * order.length);
+        maybeCheckpoint();
+        return removed;
+    }
+
+    private void observe(int e, Tensor out) {
+        float[] masks = new float[ablated.length];
+        for (int i = 0; i < masks.length; i++) masks[i] = ablated[i] ? 1f : 0f;
+        masks[e] = 1f;
+        observer.trial(tauIndex, edges.get(e), HostTensor.of(out.contiguous()), () -> PruneScores.ofFlat(graph, masks));
+    }
+
+    /**
+     * {@code multibatch_kl_div(log_softmax(out), clean)} = Σ p·(log p − log q) / rows, or {@code mse(out, clean)},
+     * with the reference's operations in the reference's order.
+     */
+    private float faithfulness(Tensor out, Tensor logprobs) {
+        if (options.faithfulness() == Acdc.Faithfulness.KL_DIV) {
+            long rows = out.numel() / out.shape()[(int) out.dim() - 1];
+            Tensor kl = cleanProbs.mul(cleanLogprobs.sub(logprobs)).sum();
+            return kl.div(new Scalar((double) rows)).item_float();
+        }
+        return out.sub(cleanOut).pow(new Scalar(2)).mean().item_float();
+    }
+
+    private void setMask(int e, float value) {
+        Tensor mask = model.mask(edgeModule[e]);
+        if (mask.is_cpu() && mask.scalar_type() == torch.ScalarType.Float && mask.is_contiguous()) {
+            // a plain store: no op dispatch for the one entry that changes
+            new FloatPointer(mask.data_ptr()).put(edgeOffset[e], value);
+        } else {
+            try (PointerScope s = new PointerScope()) {
+                mask.view(-1).narrow(0, edgeOffset[e], 1).fill_(new Scalar(value));
+            }
+        }
+    }
+
+    /**
+     * Edges whose ablation provably leaves the output bitwise unchanged when they are visited (class comment,
+     * rule 2).
+     */
+    private boolean[] noEffectEdges(PromptPairBatch batch) {
+        boolean[] out = new boolean[edges.size()];
+        boolean token = graph.seqLen().isPresent();
+        // [nSrc, seq] (token graphs) or [nSrc]: where patch − clean is exactly zero
+        Tensor diff = patch.sub(cleanCurr).abs();
+        Tensor maxAbs = token
+            ? diff.amax(new long[] {1, 3}, false)
+            : diff.amax(new long[] {1, 2, 3}, false);
+        float[] zero = HostTensor.of(maxAbs.contiguous()).floats();
+        int seqLen = token ? graph.seqLen().getAsInt() : 1;
+        int lastBlock = residPre == null ? -1 : residPre.length - 1;
+        boolean lastOnly = residPre != null && token && model.outputSlice() == OutputSlice.LAST_SEQ;
+        for (int i = 0; i < out.length; i++) {
+            Edge e = edges.get(i);
+            int s = e.seqIdx().orElse(0);
+            if (zero[e.src().srcIdx() * seqLen + s] == 0f) {
+                out[i] = true;
+            } else if (lastOnly && s != seqLen - 1 && edgeBlock[i] == lastBlock && perPositionOnly(edgeModule[i])) {
+                out[i] = true;
+            }
+        }
+        return out;
+    }
+
+    /** Last-block destinations that feed nothing but their own position (no K/V of any attention). */
+    private static boolean perPositionOnly(String module) {
+        return module.endsWith(".hook_q_input") || module.endsWith(".hook_mlp_in")
+            || module.endsWith(".hook_resid_mid") || module.endsWith(".hook_resid_post");
+    }
+
+    private void maybeCheckpoint() {
+        Path file = run.checkpoint();
+        if (file == null) return;
+        decisionsSinceCheckpoint++;
+        if (decisionsSinceCheckpoint >= options.checkpointEdges()
+            || System.nanoTime() - lastCheckpointNanos >= options.checkpointInterval().toNanos()) {
+            writeCheckpoint(file);
+        }
+    }
+
+    private void writeCheckpoint(Path file) {
+        int count = 0;
+        for (boolean a : ablated) if (a) count++;
+        int[] abl = new int[count];
+        for (int i = 0, j = 0; i < ablated.length; i++) if (ablated[i]) abl[j++] = i;
+        new AcdcCheckpoint(identity.format(), identity.graph(), identity.taus(), identity.criterion(),
+            identity.firstBatch(), identity.visitOrder(), tauIndex, position, prevFaith, abl, scoreTau.clone())
+            .write(file);
+        decisionsSinceCheckpoint = 0;
+        lastCheckpointNanos = System.nanoTime();
+    }
+
+    private void restore(AcdcCheckpoint c, Path file) {
+        c.requireSameRun(identity, file, edges.size());
+        tauIndex = c.tauIndex();
+        position = c.position();
+        prevFaith = c.prevFaith();
+        Arrays.fill(ablated, false);
+        for (int a : c.ablated()) ablated[a] = true;
+        System.arraycopy(c.scoreTau(), 0, scoreTau, 0, scoreTau.length);
+        if (position == order.length && tauIndex < taus.length) {
+            tauIndex++;
+            position = 0;
+        }
+    }
+
+    /** Forward passes run so far (trials that were not skipped). */
+    long trials() {
+        return trials;
+    }
+
+    @Override
+    public void close() {
+        noGrad.close();
+        scope.close();
+    }
+}
