@@ -17,6 +17,24 @@ import org.autocircuit.patching.Ablations;
 public final class PruneAlgorithms {
     private PruneAlgorithms() {}
 
+    public static final RegisteredAlgorithm GROUND_TRUTH = new RegisteredAlgorithm("Official Circuit", "Ground Truth", "GT",
+        true, Map.of(), GroundTruth::scores);
+    public static final RegisteredAlgorithm ACT_MAG = new RegisteredAlgorithm("Act Mag", "Activation Magnitude", "Act Mag",
+        true, Map.of(), ActivationMagnitude::scores);
+    public static final RegisteredAlgorithm RANDOM = new RegisteredAlgorithm("Random", "Random", "Random", true,
+        Map.of("seeded_by", "run seed"), RandomScores::scores);
+    /**
+     * The exact (reference) form of Edge Attribution Patching, with AutoCircuit's answer_diff=True. AutoCircuit's short
+     * name is "EAP", shared with the fast form; here it is "EAP (exact)" so that the short name "EAP" names one
+     * algorithm (the fast form, which gives the same scores).
+     */
+    public static final RegisteredAlgorithm EDGE_ATTR_PATCH = new RegisteredAlgorithm("Edge Attribution Patching",
+        "Edge Attribution Patching", "EAP (exact)", true, parametersOf(EdgeAttributionPatching.Options.defaults()),
+        run -> EdgeAttributionPatching.scores(run, EdgeAttributionPatching.Options.defaults()));
+    public static final RegisteredAlgorithm ACDC = new RegisteredAlgorithm("ACDC", "ACDC", "ACDC", true,
+        parametersOf(Acdc.Options.acdc()), run -> Acdc.scores(run, Acdc.Options.acdc()));
+    public static final RegisteredAlgorithm MSE_ACDC = new RegisteredAlgorithm("MSE ACDC", "MSE ACDC", "ACDC (MSE)", true,
+        parametersOf(Acdc.Options.mseAcdc()), run -> Acdc.scores(run, Acdc.Options.mseAcdc()));
     public static final RegisteredAlgorithm INTEGRATED_EDGE_GRADS = maskGradient(
         "Integrated Edge Gradients (Logit Grad)", "Integrated Edge Gradients (Logit Grad)", "IEG (Answer Logit)", false,
         GradFunction.LOGIT, AnswerFunction.AVG_VAL, null, 50);
@@ -61,7 +79,8 @@ public final class PruneAlgorithms {
 
     /** Every registered algorithm, AutoCircuit's listed order first, then the unlisted ones. */
     public static final List<RegisteredAlgorithm> ALL = List.of(
-        LOGIT_DIFF_GRAD, LOGPROB_GRAD, LOGPROB_DIFF_GRAD, LOGIT_MSE_GRAD, INTEGRATED_EDGE_GRADS_LOGIT_DIFF,
+        GROUND_TRUTH, ACT_MAG, RANDOM, EDGE_ATTR_PATCH, ACDC, MSE_ACDC, INTEGRATED_EDGE_GRADS_LOGIT_DIFF,
+        LOGPROB_GRAD, LOGPROB_DIFF_GRAD, LOGIT_DIFF_GRAD, LOGIT_MSE_GRAD,
         SUBNETWORK_EDGE_PROBING, CIRCUIT_PROBING, SUBNETWORK_TREE_PROBING, CIRCUIT_TREE_PROBING,
         MSE_SUBNETWORK_TREE_PROBING, MSE_CIRCUIT_TREE_PROBING, OPPOSITE_TREE_PROBING,
         INTEGRATED_EDGE_GRADS, PROB_GRAD, LOGIT_EXP_GRAD);

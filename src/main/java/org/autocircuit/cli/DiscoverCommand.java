@@ -48,7 +48,7 @@ import picocli.CommandLine.Option;
 final class DiscoverCommand implements Callable<Integer> {
 
     static final String DEFAULT_TASK = "induction-2l";
-    static final String DEFAULT_ALGORITHMS = "EAP,Random";
+    static final String DEFAULT_ALGORITHMS = "EAP,ACDC,Random";
 
     @Option(names = "--task", description = "Task key (see `autocircuit tasks`). Default: ${DEFAULT-VALUE}.",
         defaultValue = DEFAULT_TASK)
