@@ -72,20 +72,9 @@ record AcdcCheckpoint(
 
     /** Writes atomically: a temporary file in the same folder, then a rename over the target. */
     void write(Path file) {
-        Path dir = file.toAbsolutePath().getParent();
         try {
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-            try {
-                JSON.writeValue(tmp.toFile(), this);
-                try {
-                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-                }
-            } finally {
-                Files.deleteIfExists(tmp);
-            }
+            Files.createDirectories(file.toAbsolutePath().getParent());
+            org.autocircuit.util.AtomicFiles.write(file, out -> JSON.writeValue(out, this));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write ACDC checkpoint " + file, e);
         }

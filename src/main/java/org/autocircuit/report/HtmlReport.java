@@ -1,5 +1,7 @@
 package org.autocircuit.report;
 
+import org.autocircuit.util.AtomicFiles;
+
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
 import java.io.InputStream;

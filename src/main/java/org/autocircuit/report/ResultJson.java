@@ -1,5 +1,7 @@
 package org.autocircuit.report;
 
+import org.autocircuit.util.AtomicFiles;
+
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.json.JsonWriteFeature;

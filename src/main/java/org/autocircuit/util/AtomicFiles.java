@@ -1,4 +1,4 @@
-package org.autocircuit.report;
+package org.autocircuit.util;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -16,12 +16,12 @@ import java.util.Set;
  * bytes go to a temp file in the target's folder (same file system, so the rename is atomic) which then replaces
  * the target. A failed write leaves the target untouched and removes the temp file.
  */
-final class AtomicFiles {
+public final class AtomicFiles {
     private AtomicFiles() {}
 
     /** The body of a write, which may fail with an IOException. */
     @FunctionalInterface
-    interface Writer {
+    public interface Writer {
         void writeTo(OutputStream out) throws IOException;
     }
 
@@ -29,7 +29,7 @@ final class AtomicFiles {
      * @throws IOException whose message names {@code target} and why it cannot be written (missing or read-only
      *                     folder, target is a folder, disk full, ...)
      */
-    static void write(Path target, Writer body) throws IOException {
+    public static void write(Path target, Writer body) throws IOException {
         Path abs = target.toAbsolutePath().normalize();
         Path dir = abs.getParent();
         if (dir == null || !Files.isDirectory(dir)) {
