@@ -160,9 +160,13 @@ public final class PatchableModel implements AutoCloseable {
         // A pass from the first block produces every source before any destination reads it, so it needs no
         // earlier buffer; the buffer is refreshed afterwards, outside autograd, for inspection and later
         // forwardFromBlock passes.
-        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, null, batch);
+        // Without gradients the pass writes every source straight into the current-output buffer and destinations
+        // read views of it (no per-destination concatenation, no fresh buffer per pass); with them it starts from
+        // no buffer and a new one is filled afterwards, outside autograd.
+        boolean shared = sharedBufferUsable(true);
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
         Tensor out = run(input, attentionMask, cache, hooks);
-        currSrcOuts = hooks.currentOutputs(torch.empty_like(patchSrcOuts));
+        currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
 
@@ -179,7 +183,7 @@ public final class PatchableModel implements AutoCloseable {
         if (patchSrcOuts == null) throw new IllegalStateException("forwardFromBlock needs patch mode");
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
-        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch);
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, sharedBufferUsable(false));
         Tensor out = t.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
         // Without gradients the buffer is updated in place, as AutoCircuit's shared curr_src_outs is; with them, a
         // copy keeps the earlier buffer intact for the autograd graph that read it.
@@ -210,7 +214,7 @@ public final class PatchableModel implements AutoCloseable {
         if (patchSrcOuts == null) throw new IllegalStateException("residualFromBlock needs patch mode");
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
-        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch);
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, sharedBufferUsable(false));
         hooks.exampleMasks = exampleMasks;
         Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
         // as in forwardFromBlock: in place without gradients, a copy with them
@@ -280,6 +284,21 @@ public final class PatchableModel implements AutoCloseable {
         return c;
     }
 
+    /**
+     * Whether a pass may write source outputs (detached) in place into {@link #currSrcOuts} and let destinations
+     * read views of it. Without gradients, always. With them, only when no gradient flows through the current
+     * outputs ({@link #patchModeAtZeroMasks}) and the pass starts at the first block ({@code fromFirstBlock}): then
+     * the buffer is a constant to autograd, whose graph keeps no view of it (the native kernel keeps rows it must
+     * find unchanged at backward under a checksum, the reference one saves only {@code patch − curr}). Where
+     * gradients reach the current outputs, in-place writes into one buffer would make backward clone and zero-fill
+     * the whole buffer's gradient once per write, so those passes concatenate per-module outputs instead.
+     */
+    private boolean sharedBufferUsable(boolean fromFirstBlock) {
+        boolean grad = org.bytedeco.pytorch.GradMode.is_enabled();
+        return (!grad || (fromFirstBlock && !currGradients)) && currSrcOuts != null
+            && java.util.Arrays.equals(currSrcOuts.shape(), patchSrcOuts.shape());
+    }
+
     private void checkPatchBatch(long batch) {
         long patchBatch = patchSrcOuts.shape()[1];
         if (patchBatch != batch) {
@@ -318,11 +337,20 @@ public final class PatchableModel implements AutoCloseable {
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
         private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
 
-        PatchingHooks(Tensor patch, Tensor earlier, long batch) {
+        /**
+         * @param earlier buffer for sources this pass does not produce, or null
+         * @param shared  {@code earlier} is also where this pass writes the sources it produces, and destinations
+         *                read views of it (no gradients)
+         */
+        PatchingHooks(Tensor patch, Tensor earlier, long batch, boolean shared) {
+            if (shared && earlier == null) throw new IllegalArgumentException("a shared pass needs the buffer");
             this.patch = patch;
             this.earlier = earlier;
             this.batch = batch;
+            this.shared = shared;
         }
+
+        private final boolean shared;
 
         @Override
         public Tensor apply(String name, Tensor value) {
@@ -330,12 +358,23 @@ public final class PatchableModel implements AutoCloseable {
             DestModule dm = destByHook.get(name);
             if (dm != null) x = patchDestination(dm, x);
             Integer srcModule = srcModuleIndex.get(name);
-            if (srcModule != null) produced[srcModule] = srcRows(graph.srcModules().get(srcModule), x);
+            if (srcModule != null) {
+                SrcModule sm = graph.srcModules().get(srcModule);
+                if (shared) {
+                    try (NoGradGuard g = new NoGradGuard()) {
+                        writeSrc(earlier, sm, x.detach());
+                    }
+                    produced[srcModule] = earlier.narrow(0, sm.srcStart(), sm.count());
+                } else {
+                    produced[srcModule] = srcRows(sm, x);
+                }
+            }
             return x;
         }
 
         /** The current outputs of sources {@code [start, start+n)}: {@code [n, batch, seq, dModel]}. */
         private Tensor current(int start, int n) {
+            if (shared) return earlier.narrow(0, start, n);   // produced rows were written there, the rest are earlier
             List<Tensor> parts = new ArrayList<>();
             List<SrcModule> modules = graph.srcModules();
             for (int m = 0; m < modules.size(); m++) {
@@ -361,6 +400,7 @@ public final class PatchableModel implements AutoCloseable {
          * produce keep their values) and returns it.
          */
         Tensor currentOutputs(Tensor buffer) {
+            if (shared && buffer == earlier) return buffer;   // already written in place
             try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
                 List<SrcModule> modules = graph.srcModules();
                 for (int m = 0; m < modules.size(); m++) {
