@@ -40,8 +40,10 @@ struct Rows {
 // are minority[rowStart[g * R + r] .. rowStart[g * R + r + 1]). Then
 //   out[r] = input + (maj ? sum_i delta[i] : 0) + (maj ? -1 : +1) * sum_{i in minority} delta[i]
 // so the work per row follows the number of edges that differ from the majority, not nIn. sumAll[g] says that
-// some row of group g has majority 1 (sum_i delta[i] is needed, so all of patch and curr are read); otherwise
-// only the sources needed[neededStart[g] .. neededStart[g + 1]) (the union of the rows' minorities) are read.
+// some row of group g has majority 1, so sum_i delta[i] is needed: it is read from ForwardArgs::deltaSum when
+// given (the caller's running sum over the same sources), else all of patch and curr are read to form it. Only
+// the sources needed[neededStart[g] .. neededStart[g + 1]) (the union of the rows' minorities) are read besides;
+// with sumAll[g] set and no deltaSum that list is empty (every source is read anyway).
 struct SparseMasks {
   const uint8_t* majority = nullptr;    // [G * R]
   const int64_t* rowStart = nullptr;    // [G * R + 1]
@@ -65,6 +67,8 @@ struct ForwardArgs {
   uint32_t* checksum = nullptr; // optional [2]: receives (adds) the checksum of patch and curr, see below
   const SparseMasks* sparse = nullptr;  // optional: binary masks in sparse form (then wt is not read). With a
                                         // checksum, every sumAll[g] must be set (all of patch and curr are read)
+  const float* deltaSum = nullptr;      // optional with sparse (never with a checksum): [T, D] fp32, the sum over
+                                        // all nIn sources of patch - curr, for the groups with sumAll set
 };
 
 struct BackwardArgs {

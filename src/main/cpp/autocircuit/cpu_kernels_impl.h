@@ -357,9 +357,10 @@ void forwardSparseTokens(const ForwardArgs& a, int64_t tokenBegin, int64_t token
   for (int64_t t = tokenBegin; t < tokenEnd; ++t) {
     const int64_t g = groupOfToken(a.groups, t);
     const bool all = sp.sumAll[g] != 0;
+    const bool totalGiven = all && a.deltaSum != nullptr;
     for (int64_t d0 = 0; d0 < D; d0 += tile) {
       const int64_t n = minI(tile, D - d0), np = roundUp(n, NR);
-      if (all) {
+      if (all && !totalGiven) {
         deltaTile<T>(patch, curr, nIn, tokens, t, D, d0, n, np, delta.get(), a.checksum != nullptr ? &sum : nullptr);
         float* s = total.get();
         for (int64_t j = 0; j < np; j += VW) storeA(s + j, Vec{});
@@ -376,6 +377,13 @@ void forwardSparseTokens(const ForwardArgs& a, int64_t tokenBegin, int64_t token
           for (; j + VW <= n; j += VW) storeA(row + j, loadVec<T>(patch + at + j) - loadVec<T>(curr + at + j));
           for (; j < n; ++j) row[j] = toFloat<T>(patch[at + j]) - toFloat<T>(curr[at + j]);
           for (; j < np; ++j) row[j] = 0.f;
+        }
+        if (totalGiven) {
+          const float* src = a.deltaSum + t * D + d0;
+          float* s = total.get();
+          int64_t j = 0;
+          for (; j < n; ++j) s[j] = src[j];
+          for (; j < np; ++j) s[j] = 0.f;
         }
       }
       Vec x[kMaxTile / VW];  // input[t, d0 .. d0 + np) in fp32, zero-padded

@@ -159,10 +159,12 @@ struct SparsePlan {
 };
 
 // w: [G, R, nIn] fp32, contiguous, on the CPU. readAll: every group reads all of patch and curr (for the checksum).
+// totalGiven: the caller supplies sum_i delta[i] (ForwardArgs::deltaSum), so groups with a majority-1 row need
+// only their minorities' sources too.
 // Returns false, leaving plan unspecified, when a value is not 0 or 1 or when the sparse form would not pay:
 // the dense product costs R * nIn multiply-adds per element and reads delta from the cache with register
 // blocking, the sparse sum one (slower) add per minority edge, so it is used up to a quarter of the dense count.
-bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, SparsePlan& sp) {
+bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, bool totalGiven, SparsePlan& sp) {
   const int64_t G = plan.groups(), R = plan.rows, nIn = plan.nIn;
   if (G * R * nIn == 0) return false;
   const float* v = w.data_ptr<float>();
@@ -171,6 +173,8 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, SparsePlan&
   sp.sumAll.assign(G, readAll ? 1 : 0);
   sp.rowStart.assign(G * R + 1, 0);
   sp.neededStart.assign(G + 1, 0);
+  sp.minority.clear();
+  sp.needed.clear();
   std::vector<uint8_t> used(nIn);
   for (int64_t g = 0; g < G; ++g) {
     std::fill(used.begin(), used.end(), 0);
@@ -197,7 +201,7 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, SparsePlan&
       if (int64_t(sp.minority.size()) > budget) return false;
       sp.rowStart[g * R + r + 1] = int64_t(sp.minority.size());
     }
-    if (!sp.sumAll[g]) {
+    if (!sp.sumAll[g] || (totalGiven && !readAll)) {
       for (int64_t i = 0; i < nIn; ++i) {
         if (used[i]) sp.needed.push_back(int32_t(i));
       }
@@ -209,16 +213,45 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, SparsePlan&
 
 // ---- CPU driver ----
 
+// Brings the running sum up to date for sources [0, nIn): adds patch - curr of the sources [rows, nIn) it does
+// not hold yet. Returns false (and changes nothing) when it already holds more sources than this call reads.
+bool advanceRunningSum(const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& deltaSum,
+                       const at::Tensor& deltaRows) {
+  int64_t* rows = deltaRows.data_ptr<int64_t>();
+  const int64_t nIn = patch.size(0);
+  if (*rows > nIn) return false;
+  if (*rows < nIn) {
+    const int64_t n = nIn - *rows;
+    at::Tensor diff = patch.narrow(0, *rows, n).to(at::kFloat) - curr.narrow(0, *rows, n).to(at::kFloat);
+    deltaSum.add_(diff.sum(0));
+    *rows = nIn;
+  }
+  return true;
+}
+
 // checksum: nullptr, or [2] to receive the checksum of patch and curr (cpu_kernels.h).
+// deltaSum, deltaRows: undefined, or the caller's running sum of patch - curr over sources [0, deltaRows[0])
+// ([B, S, D] fp32 and one int64), used (and advanced to nIn) when some mask row has majority 1.
 void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, const at::Tensor& patch,
-                const at::Tensor& curr, std::vector<at::Tensor>& outs, uint32_t* checksum) {
+                const at::Tensor& curr, std::vector<at::Tensor>& outs, uint32_t* checksum, const at::Tensor& deltaSum,
+                const at::Tensor& deltaRows) {
   SparsePlan sparse;
   const cpu::SparseMasks* sparseView = nullptr;
   cpu::SparseMasks view;
-  if (sparseBinaryEnabled.load(std::memory_order_relaxed) && planSparse(plan, w, checksum != nullptr, sparse)) {
+  const bool running = deltaSum.defined() && checksum == nullptr && deltaRows.data_ptr<int64_t>()[0] <= plan.nIn;
+  const float* total = nullptr;
+  if (sparseBinaryEnabled.load(std::memory_order_relaxed) &&
+      planSparse(plan, w, checksum != nullptr, running, sparse)) {
     view = sparse.view();
     sparseView = &view;
     sparseForwardCount.fetch_add(1, std::memory_order_relaxed);
+    const bool anyAll = std::any_of(sparse.sumAll.begin(), sparse.sumAll.end(), [](uint8_t v) { return v != 0; });
+    if (running && anyAll && advanceRunningSum(patch, curr, deltaSum, deltaRows)) total = deltaSum.data_ptr<float>();
+    if (running && anyAll && total == nullptr) {
+      // planned for a running sum that could not be used: plan again reading every source of such groups
+      planSparse(plan, w, checksum != nullptr, false, sparse);
+      view = sparse.view();
+    }
   }
   const at::Tensor wt = sparseView != nullptr ? w : w.transpose(1, 2).contiguous();  // dense: [G, nIn, R]
   std::vector<void*> base;
@@ -240,6 +273,7 @@ void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, 
   args.out.tokenStride = stride.data();
   args.checksum = checksum;
   args.sparse = sparseView;
+  args.deltaSum = total;
 
   const cpu::KernelTable& table = cpu::kernelTable();
   at::parallel_for(0, plan.tokens(), 1, [&](int64_t begin, int64_t end) { table.forward(args, begin, end); });
@@ -303,6 +337,13 @@ void backwardCpu(const Plan& plan, at::ScalarType dtype, const at::Tensor& w, co
 
 // ---- autograd ----
 
+// The running sum of edge_patch's delta_sum / delta_rows, wrapped so that autograd does not take the (possibly
+// undefined) tensors for inputs of the Function: they are state of the pass, not differentiable arguments.
+struct RunningSum {
+  at::Tensor sum;
+  at::Tensor rows;
+};
+
 int64_t packChecksum(const uint32_t (&h)[2]) { return int64_t((uint64_t(h[0]) << 32) | h[1]); }
 
 // Forward keeps no copy of patch - curr for the mask gradients: backward recomputes it from patch and curr, which
@@ -315,7 +356,8 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
  public:
   // w: [G, R, nIn] fp32 (packMasks); maskGradient: a mask gradient may be asked for later.
   static variable_list forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& w,
-                               const at::Tensor& patch, const at::Tensor& curr, const Plan& plan, bool maskGradient) {
+                               const at::Tensor& patch, const at::Tensor& curr, const Plan& plan, bool maskGradient,
+                               const RunningSum& running) {
     ctx->set_materialize_grads(false);
     std::vector<at::Tensor> outs;
     outs.reserve(plan.heads.size());
@@ -335,7 +377,7 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
     } else {
       TORCH_CHECK(input.is_cpu(), "edge_patch: unsupported device ", input.device());
       uint32_t h[2] = {0, 0};
-      forwardCpu(plan, input, w, patch, curr, outs, maskGradient ? h : nullptr);
+      forwardCpu(plan, input, w, patch, curr, outs, maskGradient ? h : nullptr, running.sum, running.rows);
       checksum = packChecksum(h);
     }
     ctx->save_for_backward({w});
@@ -412,8 +454,8 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
                   "(rows [0, nIn) of their buffers must keep their values until backward); the mask gradients "
                   "would be wrong");
     }
-    // One entry per forward argument: input, w, patch, curr, plan, maskGradient.
-    return {gradInput, gradW, at::Tensor(), gradCurr, at::Tensor(), at::Tensor()};
+    // One entry per forward argument: input, w, patch, curr, plan, maskGradient, running.
+    return {gradInput, gradW, at::Tensor(), gradCurr, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -424,12 +466,25 @@ bool set_sparse_binary(bool enabled) { return sparseBinaryEnabled.exchange(enabl
 int64_t sparse_forward_count() { return sparseForwardCount.load(); }
 
 std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at::Tensor>& masks,
-                                   const at::Tensor& patch, const at::Tensor& curr, bool mask_batch, bool mask_seq,
-                                   bool mask_head) {
+                                   const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& delta_sum,
+                                   const at::Tensor& delta_rows, bool mask_batch, bool mask_seq, bool mask_head) {
   Plan plan = checkAndPlan(input, masks, patch, curr, mask_batch, mask_seq, mask_head);
+  TORCH_CHECK(delta_sum.defined() == delta_rows.defined(),
+              "edge_patch: delta_sum and delta_rows must both be given or both be undefined");
+  if (delta_sum.defined()) {
+    TORCH_CHECK(delta_sum.scalar_type() == at::kFloat && delta_sum.is_contiguous() &&
+                    delta_sum.sizes() == input.sizes() && delta_sum.device() == input.device(),
+                "edge_patch: delta_sum must be a contiguous float32 tensor of shape ", input.sizes(), " on ",
+                input.device(), ", got ", delta_sum.scalar_type(), " ", delta_sum.sizes(), " on ", delta_sum.device());
+    TORCH_CHECK(delta_rows.scalar_type() == at::kLong && delta_rows.numel() == 1 && delta_rows.is_cpu(),
+                "edge_patch: delta_rows must be one int64 on the CPU, got ", delta_rows.scalar_type(), " ",
+                delta_rows.sizes(), " on ", delta_rows.device());
+    TORCH_CHECK(delta_rows.data_ptr<int64_t>()[0] >= 0, "edge_patch: delta_rows must be >= 0, got ",
+                delta_rows.data_ptr<int64_t>()[0]);
+  }
   at::Tensor w = packMasks(plan, masks);
   const bool maskGradient = at::GradMode::is_enabled() && w.requires_grad();
-  return EdgePatchFunction::apply(input, w, patch, curr, plan, maskGradient);
+  return EdgePatchFunction::apply(input, w, patch, curr, plan, maskGradient, RunningSum{delta_sum, delta_rows});
 }
 
 }  // namespace autocircuit::kernels

@@ -58,12 +58,19 @@ std::string build_info();
 /// per output row, the sum of all differences once, then only the edges that differ from the row's majority
 /// value (see cpu_kernels.h, SparseMasks), so its cost follows those edges instead of nIn.
 ///
+/// delta_sum [B, S, D] fp32 and delta_rows (one int64 on the CPU), both optional (undefined), carry a running
+/// sum across the calls of one forward pass: delta_sum holds sum_{i < delta_rows} (patch[i] - curr[i]). When a
+/// sparse call needs the sum of all its differences (a row with majority 1) and delta_rows <= nIn, it adds the
+/// sources [delta_rows, nIn) and sets delta_rows = nIn instead of reading all nIn sources, so a whole pass reads
+/// each source's difference once for these rows. The caller starts each pass at delta_rows = 0 with zeros and
+/// must pass views of the same source buffers (rows [0, nIn) unchanged) throughout; CPU only (ignored on CUDA).
+///
 /// Differentiable (a torch::autograd::Function) with respect to input, every mask and curr; patch gets
 /// no gradient. No copy of patch - curr is kept for the mask gradients: backward recomputes it from patch and
 /// curr, which must therefore keep their values until backward (writes to other rows of the buffers they are
 /// views of are fine). A checksum taken in both passes turns a violation into an error, never a wrong gradient.
 std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at::Tensor>& masks,
-                                   const at::Tensor& patch, const at::Tensor& curr, bool mask_batch,
-                                   bool mask_seq, bool mask_head);
+                                   const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& delta_sum,
+                                   const at::Tensor& delta_rows, bool mask_batch, bool mask_seq, bool mask_head);
 
 }  // namespace autocircuit::kernels

@@ -114,7 +114,8 @@ public final class KernelAvailability {
             Tensor patch = Tensor.create(patchValues, 2, 2, 3, 5);                   // [nIn, batch, seq, dModel]
             Tensor curr = Tensor.create(currValues, 2, 2, 3, 5);
             Tensor mask = Tensor.create(new float[] {1f, 0f, 0.5f, 0.25f, 0f, 1f}, 3, 2);  // [head, nIn]
-            TensorVector out = NativeKernelsLib.edgePatch(input, new TensorVector(mask), patch, curr, false, false, true);
+            TensorVector out = NativeKernelsLib.edgePatch(input, new TensorVector(mask), patch, curr, new Tensor(),
+                new Tensor(), false, false, true);
             Tensor expected = TorchKernels.INSTANCE.edgePatch(input, new Tensor[] {mask}, patch, curr,
                     new MaskLayout(false, false, true))[0];
             if (out.size() != 1 || !torch.allclose(out.get(0), expected, 1e-6, 1e-6, false)) {

@@ -33,6 +33,18 @@ public interface Kernels {
      */
     Tensor[] edgePatch(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout);
 
+    /**
+     * {@link #edgePatch(Tensor, Tensor[], Tensor, Tensor, MaskLayout)} within a pass that carries a running sum of
+     * the source differences (see {@link RunningDeltaSum}); the result is the same. Implementations that cannot use
+     * the sum ignore it, as this default does.
+     *
+     * @param running the pass's running sum, or null
+     */
+    default Tensor[] edgePatch(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout,
+                               RunningDeltaSum running) {
+        return edgePatch(input, masks, patch, curr, layout);
+    }
+
     /** A short name for logs and benchmark tables ({@code "torch"}, {@code "native-cpu"}, ...). */
     String name();
 

@@ -62,13 +62,31 @@ public final class NativeKernels implements Kernels {
 
     @Override
     public Tensor[] edgePatch(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout) {
+        return edgePatch(input, masks, patch, curr, layout, null);
+    }
+
+    @Override
+    public Tensor[] edgePatch(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout,
+                              RunningDeltaSum running) {
         String unsupported = validate(input, masks, patch, curr, layout);
         if (unsupported == null && input.is_cuda() && !cuda) unsupported = "CUDA tensors (library built without CUDA)";
         if (unsupported != null) {
             LOG.debug("edge_patch: {} go to the reference kernels", unsupported);
             return delegate.edgePatch(input, masks, patch, curr, layout);
         }
-        return callNative(input, masks, patch, curr, layout);
+        if (running != null) validateRunning(input, running);
+        return callNative(input, masks, patch, curr, layout, running);
+    }
+
+    /** The running sum must match the input: {@code [batch, seq, dModel]} float32 on its device, rows ≥ 0. */
+    static void validateRunning(Tensor input, RunningDeltaSum running) {
+        Tensor sum = running.sum();
+        if (sum.scalar_type().intern() != torch.ScalarType.Float || !Arrays.equals(shape(sum), shape(input))
+                || !sum.is_contiguous() || !device(sum).equals(device(input))) {
+            throw invalid("running.sum must be a contiguous float32 " + shapeString(input) + " on " + device(input)
+                    + ", got " + sum.scalar_type().intern() + " " + shapeString(sum) + " on " + device(sum));
+        }
+        if (running.rows() < 0) throw invalid("running.rows must be >= 0, got " + running.rows());
     }
 
     @Override
@@ -81,12 +99,19 @@ public final class NativeKernels implements Kernels {
      * handed to the caller's innermost {@link PointerScope}, like those of any libtorch op.
      */
     static Tensor[] callNative(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout) {
+        return callNative(input, masks, patch, curr, layout, null);
+    }
+
+    static Tensor[] callNative(Tensor input, Tensor[] masks, Tensor patch, Tensor curr, MaskLayout layout,
+                               RunningDeltaSum running) {
         PointerScope callerScope = PointerScope.getInnerScope();
         Tensor[] result = new Tensor[masks.length];
         try (PointerScope scope = new PointerScope()) {
             TensorVector out;
             try {
-                out = NativeKernelsLib.edgePatch(input, new TensorVector(masks), patch, curr,
+                Tensor sum = running != null ? running.sum() : new Tensor();       // undefined: no running sum
+                Tensor rows = running != null ? running.rowsTensor() : new Tensor();
+                out = NativeKernelsLib.edgePatch(input, new TensorVector(masks), patch, curr, sum, rows,
                         layout.batch(), layout.seq(), layout.head());
             } catch (RuntimeException e) {
                 throw new AutoCircuitNativeException(OP_EDGE_PATCH, e);

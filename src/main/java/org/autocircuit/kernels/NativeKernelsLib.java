@@ -41,7 +41,7 @@ public final class NativeKernelsLib {
     public static native int apiVersion();
 
     /** The API version this Java class was written for. */
-    public static final int EXPECTED_API_VERSION = 2;
+    public static final int EXPECTED_API_VERSION = 3;
 
     /** The libtorch version of the headers the library was compiled against, e.g. {@code "2.13.0"}. */
     @Name("libtorch_version")
@@ -87,6 +87,8 @@ public final class NativeKernelsLib {
             @Const @ByRef TensorVector masks,
             @Const @ByRef Tensor patch,
             @Const @ByRef Tensor curr,
+            @Const @ByRef Tensor deltaSum,
+            @Const @ByRef Tensor deltaRows,
             @Cast("bool") boolean maskBatch,
             @Cast("bool") boolean maskSeq,
             @Cast("bool") boolean maskHead);

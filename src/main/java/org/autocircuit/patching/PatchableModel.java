@@ -13,6 +13,7 @@ import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.SrcModule;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.kernels.MaskLayout;
+import org.autocircuit.kernels.RunningDeltaSum;
 import org.autocircuit.model.HookPoints;
 import org.autocircuit.model.HookedModel;
 import org.autocircuit.model.HookedTransformer;
@@ -351,6 +352,7 @@ public final class PatchableModel implements AutoCloseable {
         }
 
         private final boolean shared;
+        private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
 
         @Override
         public Tensor apply(String name, Tensor value) {
@@ -432,7 +434,15 @@ public final class PatchableModel implements AutoCloseable {
                 dm.headed());
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
-            Tensor[] out = kernels.edgePatch(input, applied, patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr, layout);
+            // A shared pass reads source prefixes of one buffer in increasing order, so one running sum of the
+            // differences serves all its destinations (used by the native kernels for mostly-1 binary masks).
+            RunningDeltaSum sum = null;
+            if (shared && dm.inSrcStart() == 0) {
+                if (running == null) running = RunningDeltaSum.startingAt(input);
+                sum = running;
+            }
+            Tensor[] out = kernels.edgePatch(input, applied, patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr, layout,
+                sum);
             for (int i = 1; i < out.length; i++) fused.put(group.get(i).moduleName(), out[i]);
             return out[0];
         }

@@ -182,6 +182,64 @@ class EdgePatchKernelTest {
         assertTrue(NativeKernelsLib.sparseForwardCount() > before, "the sparse path ran without gradients");
     }
 
+    /**
+     * The running sum of one pass (RunningDeltaSum): calls that read growing prefixes of the same source buffers,
+     * with mostly-1 binary masks, take the sum of all differences from it instead of reading every source; each
+     * output still equals the reference, the sum is advanced to the longest prefix read, and a call reading fewer
+     * sources than the sum holds falls back to reading them (same result, sum untouched).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("runningSumDtypes")
+    void runningSumAcrossCallsEqualsReference(torch.ScalarType dtype) {
+        assumeNativeKernels();
+        long batch = 2, seq = 3, dModel = 40, heads = 3, nSrc = 12;
+        try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+            torch.manual_seed(77);
+            Tensor patchAll = torch.randn(nSrc, batch, seq, dModel).to(dtype);
+            Tensor currAll = torch.randn(nSrc, batch, seq, dModel).to(dtype);
+            Tensor input = torch.randn(batch, seq, dModel).to(dtype);
+            RunningDeltaSum running = RunningDeltaSum.startingAt(input);
+            MaskLayout layout = new MaskLayout(false, true, true);
+            for (long nIn : new long[] {3, 7, 12, 5}) {
+                Problem p = new Problem(batch, seq, dModel, nIn, heads, 3, layout, dtype, torch.ScalarType.Float, 500 + nIn);
+                float[][] values = binaryMasks(p, "few0");
+                Tensor[] masks = new Tensor[values.length];
+                for (int m = 0; m < masks.length; m++) masks[m] = Tensor.create(values[m], p.maskShape());
+                Tensor patch = patchAll.narrow(0, 0, nIn);
+                Tensor curr = currAll.narrow(0, 0, nIn);
+                Tensor[] ref = TorchKernels.INSTANCE.edgePatch(input, masks, patch, curr, layout);
+                Tensor[] nat = NativeKernels.instance().edgePatch(input, masks, patch, curr, layout, running);
+                for (int m = 0; m < masks.length; m++) {
+                    assertClose(dtype + " nIn " + nIn + " out[" + m + "]", ref[m], nat[m], Tolerance.againstReference(dtype));
+                }
+                assertEquals(Math.max(nIn, running.rows() > nIn ? running.rows() : nIn), running.rows(),
+                        "rows held after reading " + nIn + " sources");
+            }
+            assertEquals(12, running.rows(), "the sum holds the longest prefix read (12), not the last (5)");
+            Tensor expected = patchAll.to(torch.ScalarType.Float).sub(currAll.to(torch.ScalarType.Float)).sum(0);
+            assertClose(dtype + " running sum", expected, running.sum(), new Tolerance(1e-5, 1e-5));
+        }
+    }
+
+    static Stream<torch.ScalarType> runningSumDtypes() {
+        return Stream.of(torch.ScalarType.Float, torch.ScalarType.BFloat16);
+    }
+
+    @Test
+    void runningSumOfTheWrongShapeIsRejectedInJava() {
+        assumeNativeKernels();
+        try (PointerScope scope = new PointerScope()) {
+            Tensor input = torch.randn(2, 3, 8);
+            Tensor patch = torch.randn(4, 2, 3, 8);
+            Tensor curr = torch.randn(4, 2, 3, 8);
+            Tensor[] masks = {torch.ones(4)};
+            RunningDeltaSum wrong = RunningDeltaSum.startingAt(torch.randn(2, 3, 9));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NativeKernels.instance()
+                    .edgePatch(input, masks, patch, curr, new MaskLayout(false, false, false), wrong));
+            assertTrue(e.getMessage().contains("running.sum") && e.getMessage().contains("[2, 3, 8]"), e.getMessage());
+        }
+    }
+
     @Test
     void denseMasksDoNotTakeTheSparsePath() {
         assumeNativeKernels();

@@ -75,7 +75,7 @@ class KernelSelectionTest {
     void describesTheLibrary() {
         String d = KernelAvailability.describe();
         if (KernelAvailability.isAvailable()) {
-            assertTrue(d.startsWith("autocircuit native kernels (api 2, libtorch 2.13.0 headers, cpu "), d);
+            assertTrue(d.startsWith("autocircuit native kernels (api " + NativeKernelsLib.EXPECTED_API_VERSION + ", libtorch 2.13.0 headers, cpu "), d);
         } else {
             assertTrue(d.startsWith("unavailable: "), d);
         }
