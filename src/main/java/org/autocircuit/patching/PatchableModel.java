@@ -68,6 +68,7 @@ public final class PatchableModel implements AutoCloseable {
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
+    private long maskBatchSize = 0;         // > 0 while per-example masks are active (see maskBatchSize)
     private volatile boolean closed;
 
     private PatchableModel(HookedModel model, Graph graph, OutputSlice slice, Kernels kernels) {
@@ -301,6 +302,10 @@ public final class PatchableModel implements AutoCloseable {
     }
 
     private void checkPatchBatch(long batch) {
+        if (maskBatchSize > 0 && batch != maskBatchSize) {
+            throw new IllegalArgumentException("input batch size " + batch + " differs from the per-example mask batch size "
+                + maskBatchSize + " (maskBatchSize)");
+        }
         long patchBatch = patchSrcOuts.shape()[1];
         if (patchBatch != batch) {
             throw new IllegalArgumentException("input batch size " + batch + " differs from the patch values' batch size "
@@ -430,7 +435,8 @@ public final class PatchableModel implements AutoCloseable {
             }
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
-            MaskLayout layout = new MaskLayout(hasExampleMask(dm) || maskFn.addsBatchDim(), graph.seqLen().isPresent(),
+            MaskLayout layout = new MaskLayout(hasExampleMask(dm) || maskFn.addsBatchDim() || maskBatchSize > 0,
+                graph.seqLen().isPresent(),
                 dm.headed());
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
@@ -453,7 +459,7 @@ public final class PatchableModel implements AutoCloseable {
 
         private Tensor appliedMask(DestModule dm) {
             if (hasExampleMask(dm)) return exampleMasks.get(dm.moduleName());
-            Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, false);
+            Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, maskBatchSize > 0);
             if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
             return m;
         }
@@ -497,7 +503,8 @@ public final class PatchableModel implements AutoCloseable {
         ensureOpen();
         try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : masks.entrySet()) {
-                Tensor src = AbstractTensor.create(values.module(e.getKey()), e.getValue().shape());
+                // the graph's shape: under maskBatchSize the values are copied to every example
+                Tensor src = AbstractTensor.create(values.module(e.getKey()), destByHook.get(e.getKey()).maskShape());
                 e.getValue().copy_(src);
             }
         }
@@ -506,6 +513,10 @@ public final class PatchableModel implements AutoCloseable {
     /** A host copy of the current masks, as PruneScores. */
     public PruneScores currentMasks() {
         ensureOpen();
+        if (maskBatchSize > 0) {
+            throw new IllegalStateException("currentMasks: per-example masks are active (maskBatchSize "
+                + maskBatchSize + "); read masks() per example, or close that scope first");
+        }
         Map<String, float[]> out = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : masks.entrySet()) {
             out.put(e.getKey(), org.autocircuit.util.HostTensor.of(e.getValue()).floats());
@@ -513,19 +524,58 @@ public final class PatchableModel implements AutoCloseable {
         return PruneScores.of(graph, out);
     }
 
-    /** The gradients accumulated on the masks (zeros where none), as PruneScores. */
+    /**
+     * The gradients accumulated on the masks (zeros where none), as PruneScores. Under {@link #maskBatchSize} they are
+     * summed over the examples, which is the gradient of one shared mask; {@link #exampleMaskGradients} gives them
+     * per example.
+     */
     public PruneScores maskGradients() {
         ensureOpen();
         Map<String, float[]> out = new LinkedHashMap<>();
         try (PointerScope s = new PointerScope()) {
             for (Map.Entry<String, Tensor> e : masks.entrySet()) {
                 Tensor grad = e.getValue().grad();
+                if (grad.defined() && maskBatchSize > 0) grad = grad.sum(0);
                 out.put(e.getKey(), grad.defined()
                     ? org.autocircuit.util.HostTensor.of(grad).floats()
-                    : new float[(int) e.getValue().numel()]);
+                    : new float[maskSize(e.getKey())]);
             }
         }
         return PruneScores.of(graph, out);
+    }
+
+    /** Elements in one (unbatched) mask of a destination module. */
+    private int maskSize(String destModule) {
+        long n = 1;
+        for (long d : destByHook.get(destModule).maskShape()) n *= d;
+        return (int) n;
+    }
+
+    /**
+     * The mask gradients of each example under {@link #maskBatchSize}: element {@code b} is what example {@code b}
+     * of the batch contributed (zeros where no gradient was accumulated).
+     *
+     * @throws IllegalStateException outside a {@link #maskBatchSize} scope
+     */
+    public List<PruneScores> exampleMaskGradients() {
+        ensureOpen();
+        if (maskBatchSize == 0) throw new IllegalStateException("exampleMaskGradients needs maskBatchSize to be active");
+        List<Map<String, float[]>> perExample = new ArrayList<>();
+        for (int b = 0; b < maskBatchSize; b++) perExample.add(new LinkedHashMap<>());
+        try (PointerScope s = new PointerScope()) {
+            for (Map.Entry<String, Tensor> e : masks.entrySet()) {
+                Tensor grad = e.getValue().grad();
+                float[] all = grad.defined() ? org.autocircuit.util.HostTensor.of(grad).floats()
+                    : new float[(int) e.getValue().numel()];
+                int per = all.length / (int) maskBatchSize;
+                for (int b = 0; b < maskBatchSize; b++) {
+                    perExample.get(b).put(e.getKey(), java.util.Arrays.copyOfRange(all, b * per, (b + 1) * per));
+                }
+            }
+        }
+        List<PruneScores> out = new ArrayList<>();
+        for (Map<String, float[]> m : perExample) out.add(PruneScores.of(graph, m));
+        return out;
     }
 
     /** The live masks as a map (aliases), for optimisers. */
@@ -667,6 +717,68 @@ public final class PatchableModel implements AutoCloseable {
             closed = true;
             training = prevTraining;
             for (Tensor m : masks.values()) m.set_requires_grad(prevRequiresGrad);
+        }
+    }
+
+    /**
+     * Per-example masks (AutoCircuit's {@code set_mask_batch_size}): every mask becomes a new leaf with a leading
+     * dimension of {@code batchSize}, each element a copy of the current mask, so that one backward pass gives each
+     * example's mask gradient ({@link #exampleMaskGradients}). Forward passes then need inputs of exactly that batch
+     * size. Closing writes element 0 back into the model's own masks (keeping their {@code requires_grad}) and frees
+     * the batched ones; gradients read before closing stay valid. Unlike AutoCircuit, the other helpers keep
+     * working inside the scope ({@link #setMasks} copies to every example, {@link #maskGradients} sums over them,
+     * the sigmoid mask function keeps the batch dimension): SPEC §15 quirk 15 is fixed. Does not nest.
+     *
+     * @throws IllegalArgumentException when {@code batchSize < 1}
+     * @throws IllegalStateException    when per-example masks are already active
+     */
+    public MaskBatch maskBatchSize(int batchSize) {
+        ensureOpen();
+        if (batchSize < 1) throw new IllegalArgumentException("maskBatchSize must be >= 1, got " + batchSize);
+        if (maskBatchSize > 0) {
+            throw new IllegalStateException("per-example masks are already active (batch size " + maskBatchSize + ")");
+        }
+        Map<String, Tensor> originals = new LinkedHashMap<>(masks);
+        OwnedTensors batched = new OwnedTensors();
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : originals.entrySet()) {
+                Tensor m = e.getValue();
+                long[] repeats = new long[(int) m.dim() + 1];
+                java.util.Arrays.fill(repeats, 1);
+                repeats[0] = batchSize;
+                Tensor b = batched.adopt(m.detach().unsqueeze(0).repeat(repeats));
+                b.set_requires_grad(m.requires_grad());
+                masks.put(e.getKey(), b);
+            }
+        }
+        maskBatchSize = batchSize;
+        return new MaskBatch(originals, batched);
+    }
+
+    /** The scope of {@link #maskBatchSize}. */
+    public final class MaskBatch implements AutoCloseable {
+        private final Map<String, Tensor> originals;
+        private final OwnedTensors batched;
+        private boolean closed;
+
+        private MaskBatch(Map<String, Tensor> originals, OwnedTensors batched) {
+            this.originals = originals;
+            this.batched = batched;
+        }
+
+        @Override
+        public void close() {
+            if (closed) return;
+            closed = true;
+            try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                for (Map.Entry<String, Tensor> e : originals.entrySet()) {
+                    e.getValue().copy_(masks.get(e.getKey()).select(0, 0));
+                    masks.put(e.getKey(), e.getValue());
+                }
+            } finally {
+                maskBatchSize = 0;
+                batched.close();
+            }
         }
     }
 
