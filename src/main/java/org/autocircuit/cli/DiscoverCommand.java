@@ -16,6 +16,7 @@ import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
+import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
 import org.autocircuit.metrics.PruneMetric;
 import org.autocircuit.metrics.PruneMetrics;
@@ -150,6 +151,13 @@ final class DiscoverCommand implements Callable<Integer> {
                 .graph(loaded.graph()).ablation(abl).patchType(pt).edgeCounts(counts).seed(seed)
                 .seqLabels(loaded.test().seqLabels());
             ModelMetricContext ctx = new ModelMetricContext(loaded.model(), loaded.test().batches());
+            // m(∅) and m(N) of the faithfulness curve do not depend on any algorithm's scores, and an algorithm's own
+            // 0-edge circuit need not be empty (ACDC scores kept edges +Infinity, which every threshold admits):
+            // measure the empty circuit and the full model once, with all-zero scores.
+            List<Measurement> ends = faithMetric.measure(ctx, RunCircuits.run(loaded.model(), loaded.test().batches(),
+                List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, progress));
+            double emptyValue = valueAt(ends, 0);
+            double fullValue = valueAt(ends, nEdges);
             for (RegisteredAlgorithm a : algos) {
                 PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, progress, seed,
                     checkpointDir == null ? null : checkpointDir.resolve(fileName(t.key() + "-" + a.shortName()) + ".ckpt"));
@@ -161,7 +169,7 @@ final class DiscoverCommand implements Callable<Integer> {
                 DiscoveryResultBuilder.AlgorithmBuilder ab = result.algorithm(a.key(), a.name(), scores)
                     .seconds(scoreSeconds).topEdges(Math.max(top, DiscoveryResultBuilder.DEFAULT_TOP_EDGES));
                 a.parameters().forEach(ab::parameter);
-                ab.measure(ctx, outs, chosen).faithfulness(faithMetric);
+                ab.measure(ctx, outs, chosen).faithfulness(faithMetric, emptyValue, fullValue);
                 if (official != null) {
                     Roc.Curve roc = Roc.curve(scores, official);
                     ab.roc(loaded.officialCircuit().map(c -> c.name()).orElse("official"), official.size(),
@@ -180,6 +188,11 @@ final class DiscoverCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    private static double valueAt(List<Measurement> curve, int edgeCount) {
+        for (Measurement m : curve) if ((int) m.x() == edgeCount) return m.y();
+        throw new IllegalStateException("no measurement at " + edgeCount + " edges in " + curve);
     }
 
     /** The requested sizes (or the logarithmic default) plus the faithfulness grid, which the curve needs. */

@@ -220,16 +220,29 @@ public final class DiscoveryResultBuilder {
          *                                  {@link #faithfulnessEdgeCounts(int)}
          */
         public AlgorithmBuilder faithfulness(PruneMetric metric) {
-            List<Measurement> points = measured.get(metric.key());
-            if (points == null) {
-                throw new IllegalArgumentException("faithfulness of '" + metric.key() + "' needs that metric's curve; add "
-                    + "it first with curve(...) or measure(...)");
-            }
-            Map<Integer, Double> byCount = new TreeMap<>();
-            for (Measurement m : points) byCount.put((int) m.x(), m.y());
+            Map<Integer, Double> byCount = measuredByCount(metric);
             int n = scores.graph().nEdges();
-            double mEmpty = valueAt(byCount, realCount(0), metric, 0);
-            double mFull = valueAt(byCount, realCount(n), metric, n);
+            int empty = realCount(0);
+            if (empty != 0) {
+                throw new IllegalArgumentException("faithfulness of '" + metric.key() + "': these scores put " + empty
+                    + " edges in the 0-edge circuit (ties at the top, such as ACDC's +Infinity for kept edges), so the "
+                    + "curve has no empty circuit; measure it with scores that are all 0 and call faithfulness(metric, "
+                    + "emptyValue, fullValue)");
+            }
+            return faithfulness(metric, valueAt(byCount, 0, metric, 0), valueAt(byCount, realCount(n), metric, n));
+        }
+
+        /**
+         * MIB faithfulness of {@code metric} with m(∅) and m(N) measured apart from this algorithm's curve (they do
+         * not depend on its scores): needed when ties at the top of the scores make the curve's 0-edge circuit
+         * non-empty, as ACDC's +Infinity scores for kept edges do. {@code RunCircuits} with all-zero scores at edge
+         * counts 0 and nEdges measures both.
+         */
+        public AlgorithmBuilder faithfulness(PruneMetric metric, double emptyValue, double fullValue) {
+            Map<Integer, Double> byCount = measuredByCount(metric);
+            int n = scores.graph().nEdges();
+            double mEmpty = emptyValue;
+            double mFull = fullValue;
             List<Measurement> fractionPoints = new ArrayList<>();
             List<Integer> realCounts = new ArrayList<>();
             for (double k : Faithfulness.FRACTIONS) {
@@ -246,6 +259,17 @@ public final class DiscoveryResultBuilder {
             faithfulness = new FaithfulnessResult(metric.key(), mEmpty, mFull, out,
                 Faithfulness.cpr(mEmpty, mFull, fractionPoints), Faithfulness.cmd(mEmpty, mFull, fractionPoints));
             return this;
+        }
+
+        private Map<Integer, Double> measuredByCount(PruneMetric metric) {
+            List<Measurement> points = measured.get(metric.key());
+            if (points == null) {
+                throw new IllegalArgumentException("faithfulness of '" + metric.key() + "' needs that metric's curve; add "
+                    + "it first with curve(...) or measure(...)");
+            }
+            Map<Integer, Double> byCount = new TreeMap<>();
+            for (Measurement m : points) byCount.put((int) m.x(), m.y());
+            return byCount;
         }
 
         /** The size of the circuit RunCircuits builds when asked for {@code requested} edges (ties join it). */

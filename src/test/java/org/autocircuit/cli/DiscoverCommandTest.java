@@ -32,6 +32,14 @@ class DiscoverCommandTest {
         // EAP's top edges are the induction heads' outputs, which carry the whole logit difference
         assertTrue(r.algorithm("Edge Answer Logit Diff Gradient At Clean").topEdges().get(0).edge().matches("A1\\.[012]->Resid End"));
         assertTrue(Files.readString(report).contains("<html"), "report written");
+        // m(∅) is the truly empty circuit for every algorithm, ACDC's +Infinity ties included, so all share it
+        var eapF = r.algorithm("Edge Answer Logit Diff Gradient At Clean").faithfulness();
+        var acdcF = r.algorithm("ACDC").faithfulness();
+        assertEquals(eapF.emptyValue(), acdcF.emptyValue(), 0);
+        assertEquals(eapF.fullValue(), acdcF.fullValue(), 0);
+        assertTrue(acdcF.fullValue() > acdcF.emptyValue(), "the full model beats the empty circuit: " + acdcF.fullValue()
+            + " vs " + acdcF.emptyValue());
+        System.out.printf("CPR/CMD: EAP %.3f/%.3f, ACDC %.3f/%.3f%n", eapF.cpr(), eapF.cmd(), acdcF.cpr(), acdcF.cmd());
     }
 
     @Test

@@ -252,4 +252,31 @@ class DiscoveryResultTest {
             new Measurement(2, 0.2), new Measurement(6, 0.5), new Measurement(11, 1), new Measurement(22, 1.5),
             new Measurement(55, 1.8), new Measurement(110, 2))).faithfulness(PruneMetrics.LOGIT_DIFF));
     }
+    /**
+     * ACDC scores kept edges +Infinity, which every threshold admits, so its 0-edge circuit is not empty: reading
+     * m(∅) from its curve would be wrong. The builder refuses, and takes m(∅) and m(N) measured apart instead.
+     */
+    @Test
+    void faithfulnessWithTiesAtTheTopTakesTheEmptyCircuitMeasuredApart() {
+        Graph g = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, null);
+        float[] flat = new float[110];
+        for (int i = 0; i < flat.length; i++) flat[i] = i < 18 ? Float.POSITIVE_INFINITY : i;
+        List<Measurement> curve = new java.util.ArrayList<>();
+        for (int k : new int[] {18, 22, 55, 110}) curve.add(new Measurement(k, k / 110.0 * 2));
+        var a = DiscoveryResult.builder().task("t").model("m").dataset("d").ablation(AblationType.RESAMPLE)
+            .patchType(PatchType.EDGE_PATCH).edgeCounts(List.of(18, 22, 55, 110))
+            .algorithm("ACDC", "acdc", PruneScores.ofFlat(g, flat))
+            .curve(PruneMetrics.LOGIT_DIFF, curve);
+        var e = assertThrows(IllegalArgumentException.class, () -> a.faithfulness(PruneMetrics.LOGIT_DIFF));
+        assertTrue(e.getMessage().contains("put 18 edges in the 0-edge circuit"), e.getMessage());
+
+        var r = a.faithfulness(PruneMetrics.LOGIT_DIFF, -1.0, 2.0).add().build();
+        var f = r.algorithm("ACDC").faithfulness();
+        assertEquals(-1.0, f.emptyValue(), 0);
+        assertEquals(2.0, f.fullValue(), 0);
+        // k = 0.001 → 0 edges requested, 18 real (the kept edges): f = (18/110·2 − (−1)) / (2 − (−1))
+        assertEquals(18, f.points().get(0).edgeCount());
+        assertEquals((18 / 110.0 * 2 + 1) / 3, f.points().get(0).faithfulness(), 1e-12);
+        assertEquals(1.0, f.points().get(f.points().size() - 1).faithfulness(), 1e-12);
+    }
 }
