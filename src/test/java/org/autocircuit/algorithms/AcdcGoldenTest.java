@@ -51,8 +51,10 @@ class AcdcGoldenTest {
         JsonNode golden = golden(kind);
         JsonNode goldenRun = golden.get("runs").get(runIndex);
         Integer seqLen = kind.equals("token") ? 15 : null;
+        // Kernels.best(): the native kernels by default, the reference with -Dautocircuit.kernels=reference (AcdcTest
+        // covers the reference path's fast and sequential forms on every build)
         try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true,
-                Kernels.reference())) {
+                Kernels.best())) {
             Acdc.Options options = options(goldenRun.get("kwargs")).withVisitOrder(visitOrder(golden));
             long start = System.nanoTime();
             PruneScores scores = Acdc.scores(PruneRun.of(model, data.train().batches()), options);

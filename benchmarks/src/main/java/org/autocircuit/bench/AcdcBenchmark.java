@@ -13,8 +13,8 @@ import java.util.concurrent.TimeUnit;
 import org.autocircuit.algorithms.Acdc;
 import org.autocircuit.algorithms.PruneRun;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.bench.state.Gpt2SmallWorkload;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Datasets;
@@ -63,6 +63,10 @@ public class AcdcBenchmark {
     @Param({"fast", "sequential"})
     public String path;
 
+    /** The edge-patching kernels: the plain-libtorch reference or the native ones (checked against the golden edges). */
+    @Param({"reference", "native"})
+    public String kernels;
+
     private PatchableModel model;
     private List<PromptPairBatch> train;
     private Acdc.Options options;
@@ -72,7 +76,7 @@ public class AcdcBenchmark {
         Path root = Path.of(System.getProperty("autocircuit.root", "."));
         Integer seqLen = graph.equals("token") ? 15 : null;
         model = PatchableModel.of(HookedTransformer.fromPretrained(root.resolve("datasets/models/gpt2-tiny-random")),
-            true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.reference());
+            true, OutputSlice.LAST_SEQ, seqLen, true, Gpt2SmallWorkload.kernels(kernels));
         LoaderOptions loader = LoaderOptions.builder().prependBos(true).batchSize(8).trainTestSize(16, 16)
             .returnSeqLength(true).tailDivergence(false).shuffle(false).randomSeed(42).pad(true).build();
         train = Datasets.load(root.resolve("src/test/resources/fixtures/datasets/ioi-32.json"), loader,
