@@ -440,6 +440,12 @@ public final class PatchableModel implements AutoCloseable {
                 dm.headed());
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
+            Tensor patchIn = patch.narrow(0, dm.inSrcStart(), dm.nIn());
+            // The kernels read [nIn, batch·seq·dModel] blocks. Buffers given by a caller may be views that are not
+            // (a narrowed batch, say): copy those rows rather than hand the native kernels what they must reject.
+            if (!patchIn.is_contiguous()) patchIn = patchIn.contiguous();
+            if (!curr.is_contiguous()) curr = curr.contiguous();
+            if (!input.is_contiguous()) input = input.contiguous();
             // A shared pass reads source prefixes of one buffer in increasing order, so one running sum of the
             // differences serves all its destinations (used by the native kernels for mostly-1 binary masks).
             RunningDeltaSum sum = null;
@@ -447,8 +453,7 @@ public final class PatchableModel implements AutoCloseable {
                 if (running == null) running = RunningDeltaSum.startingAt(input);
                 sum = running;
             }
-            Tensor[] out = kernels.edgePatch(input, applied, patch.narrow(0, dm.inSrcStart(), dm.nIn()), curr, layout,
-                sum);
+            Tensor[] out = kernels.edgePatch(input, applied, patchIn, curr, layout, sum);
             for (int i = 1; i < out.length; i++) fused.put(group.get(i).moduleName(), out[i]);
             return out[0];
         }
