@@ -37,7 +37,11 @@ import org.bytedeco.pytorch.global.torch;
  * <pre>  input + Σ_src mask[.., src] · (patch[src] − curr[src])</pre>
  * so mask 0 keeps an edge and 1 replaces its contribution by the patch (ablation) value. Patching
  * therefore takes two passes: one that computes {@code patch} ({@link Ablations}), and the patched pass.
- * The buffer stays in the autograd graph, so gradients reach the masks and the current source outputs.
+ * Where gradients must reach the current source outputs, each source module's output stays its own tensor in the
+ * autograd graph and destinations concatenate what they read; where none must (no gradients, or
+ * {@link #patchModeAtZeroMasks}), sources are written once into the reused {@code curr} buffer and destinations read
+ * views of it, with a {@link org.autocircuit.kernels.RunningDeltaSum} for the native kernels' binary-mask path.
+ * {@link #maskBatchSize} gives every mask a leading batch dimension for per-example gradients.
  *
  * <h2>Ownership</h2>
  * The PatchableModel owns the wrapped {@link HookedModel} (its weights), the masks, and any
