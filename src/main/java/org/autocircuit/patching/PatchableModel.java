@@ -439,9 +439,8 @@ public final class PatchableModel implements AutoCloseable {
             }
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
-            MaskLayout layout = new MaskLayout(hasExampleMask(dm) || maskFn.addsBatchDim() || maskBatchSize > 0,
-                graph.seqLen().isPresent(),
-                dm.headed());
+            boolean perExample = hasExampleMask(dm) || maskFn.addsBatchDim() || maskBatchSize > 0;
+            MaskLayout layout = new MaskLayout(perExample, graph.seqLen().isPresent(), dm.headed());
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
             Tensor patchIn = patch.narrow(0, dm.inSrcStart(), dm.nIn());
