@@ -214,19 +214,17 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, bool totalG
 // ---- CPU driver ----
 
 // Brings the running sum up to date for sources [0, nIn): adds patch - curr of the sources [rows, nIn) it does
-// not hold yet. Returns false (and changes nothing) when it already holds more sources than this call reads.
-bool advanceRunningSum(const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& deltaSum,
+// not hold yet. The caller has checked rows <= nIn.
+void advanceRunningSum(const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& deltaSum,
                        const at::Tensor& deltaRows) {
   int64_t* rows = deltaRows.data_ptr<int64_t>();
   const int64_t nIn = patch.size(0);
-  if (*rows > nIn) return false;
   if (*rows < nIn) {
     const int64_t n = nIn - *rows;
     at::Tensor diff = patch.narrow(0, *rows, n).to(at::kFloat) - curr.narrow(0, *rows, n).to(at::kFloat);
     deltaSum.add_(diff.sum(0));
     *rows = nIn;
   }
-  return true;
 }
 
 // checksum: nullptr, or [2] to receive the checksum of patch and curr (cpu_kernels.h).
@@ -238,6 +236,7 @@ void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, 
   SparsePlan sparse;
   const cpu::SparseMasks* sparseView = nullptr;
   cpu::SparseMasks view;
+  // usable when it holds no more sources than this call reads (a call reading fewer forms its own sum)
   const bool running = deltaSum.defined() && checksum == nullptr && deltaRows.data_ptr<int64_t>()[0] <= plan.nIn;
   const float* total = nullptr;
   if (sparseBinaryEnabled.load(std::memory_order_relaxed) &&
@@ -246,11 +245,9 @@ void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, 
     sparseView = &view;
     sparseForwardCount.fetch_add(1, std::memory_order_relaxed);
     const bool anyAll = std::any_of(sparse.sumAll.begin(), sparse.sumAll.end(), [](uint8_t v) { return v != 0; });
-    if (running && anyAll && advanceRunningSum(patch, curr, deltaSum, deltaRows)) total = deltaSum.data_ptr<float>();
-    if (running && anyAll && total == nullptr) {
-      // planned for a running sum that could not be used: plan again reading every source of such groups
-      planSparse(plan, w, checksum != nullptr, false, sparse);
-      view = sparse.view();
+    if (running && anyAll) {
+      advanceRunningSum(patch, curr, deltaSum, deltaRows);
+      total = deltaSum.data_ptr<float>();
     }
   }
   const at::Tensor wt = sparseView != nullptr ? w : w.transpose(1, 2).contiguous();  // dense: [G, nIn, R]

@@ -257,14 +257,7 @@ final class AcdcSearch implements AutoCloseable {
         try (PointerScope windowScope = new PointerScope()) {
             Map<String, Tensor> masks = trialMasks(trialPos, k, startBlock);
             Tensor finalResid;
-            // A full window uses the repeated buffers as they are; a shorter one (only at the end of the run) takes
-            // contiguous copies of its rows, since kernels read [nIn, rows·seq·dModel] blocks. The copy of currRep is
-            // written by this pass instead of currRep itself, which is fine: every later pass starts at this block or
-            // an earlier one (layers descend) and so rewrites these sources before reading them.
-            boolean full = rows == patchRep.size(1);
-            Tensor patchRows = full ? patchRep : patchRep.narrow(1, 0, rows).contiguous();
-            Tensor currRows = full ? currRep : currRep.narrow(1, 0, rows).contiguous();
-            try (PatchableModel.PatchMode m = model.patchMode(patchRows, currRows)) {
+            try (PatchableModel.PatchMode m = model.patchMode(patchRep.narrow(1, 0, rows), currRep.narrow(1, 0, rows))) {
                 finalResid = model.residualFromBlock(startBlock, residPreRep[startBlock].narrow(0, 0, rows),
                     paddingRep == null ? null : paddingRep.narrow(0, 0, rows), masks);
             }

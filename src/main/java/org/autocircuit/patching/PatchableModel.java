@@ -163,12 +163,10 @@ public final class PatchableModel implements AutoCloseable {
             return run(input, attentionMask, cache, HookPoints.NONE);
         }
         checkPatchBatch(batch);
-        // A pass from the first block produces every source before any destination reads it, so it needs no
-        // earlier buffer; the buffer is refreshed afterwards, outside autograd, for inspection and later
-        // forwardFromBlock passes.
-        // Without gradients the pass writes every source straight into the current-output buffer and destinations
-        // read views of it (no per-destination concatenation, no fresh buffer per pass); with them it starts from
-        // no buffer and a new one is filled afterwards, outside autograd.
+        // A pass from the first block produces every source before any destination reads it. Where it may
+        // (sharedBufferUsable) it writes them straight into the current-output buffer and destinations read views of
+        // it; otherwise it needs no earlier buffer, and a new one is filled afterwards, outside autograd, for
+        // inspection and later forwardFromBlock passes.
         boolean shared = sharedBufferUsable(true);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
         Tensor out = run(input, attentionMask, cache, hooks);
@@ -345,6 +343,8 @@ public final class PatchableModel implements AutoCloseable {
         private final long batch;
         private final Tensor[] produced = new Tensor[graph.srcModules().size()];   // per src module: [count, batch, seq, dModel]
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
+        private final boolean shared;                                 // sources written into `earlier`, read as views
+        private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
         private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
 
         /**
@@ -359,9 +359,6 @@ public final class PatchableModel implements AutoCloseable {
             this.batch = batch;
             this.shared = shared;
         }
-
-        private final boolean shared;
-        private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
 
         @Override
         public Tensor apply(String name, Tensor value) {

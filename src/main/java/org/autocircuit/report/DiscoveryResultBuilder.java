@@ -238,11 +238,9 @@ public final class DiscoveryResultBuilder {
          * non-empty, as ACDC's +Infinity scores for kept edges do. {@code RunCircuits} with all-zero scores at edge
          * counts 0 and nEdges measures both.
          */
-        public AlgorithmBuilder faithfulness(PruneMetric metric, double emptyValue, double fullValue) {
+        public AlgorithmBuilder faithfulness(PruneMetric metric, double mEmpty, double mFull) {
             Map<Integer, Double> byCount = measuredByCount(metric);
             int n = scores.graph().nEdges();
-            double mEmpty = emptyValue;
-            double mFull = fullValue;
             List<Measurement> fractionPoints = new ArrayList<>();
             List<Integer> realCounts = new ArrayList<>();
             for (double k : Faithfulness.FRACTIONS) {
