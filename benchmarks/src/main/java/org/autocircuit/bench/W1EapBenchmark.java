@@ -38,19 +38,22 @@ public class W1EapBenchmark {
     public String kernels;
 
     /**
-     * libtorch intra-op threads. 1 by default: on this 2-core machine shared with other jobs, OpenMP threads that
-     * spin-wait for a descheduled partner made a GPT-2-small forward 5-10× slower (measured with perf: libgomp and
-     * OpenBLAS thread-server waits on top). benchmarks/run also sets OPENBLAS_NUM_THREADS=1 for the same reason.
+     * libtorch intra-op threads; 0 (the default) keeps libtorch's own choice, one per core. Before idle threads were
+     * made to sleep at once (benchmarks/run sets OPENBLAS_THREAD_TIMEOUT and OMP_WAIT_POLICY, docs/native.md
+     * "Threads"), spin-waiting OpenMP and OpenBLAS threads made more than one thread slower on 2 cores.
      */
-    @Param({"1"})
+    @Param({"0"})
     public int threads;
 
     Gpt2SmallWorkload workload;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        org.bytedeco.pytorch.global.torch.set_num_threads(threads);
-        System.out.println("torch threads " + threads + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS"));
+        if (threads > 0) org.bytedeco.pytorch.global.torch.set_num_threads(threads);
+        System.out.println("torch threads " + org.bytedeco.pytorch.global.torch.get_num_threads()
+            + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS")
+            + ", OPENBLAS_THREAD_TIMEOUT=" + System.getenv("OPENBLAS_THREAD_TIMEOUT")
+            + ", OMP_WAIT_POLICY=" + System.getenv("OMP_WAIT_POLICY"));
         workload = new Gpt2SmallWorkload(Gpt2SmallWorkload.GPT2_SMALL, Gpt2SmallWorkload.kernels(kernels));
         PruneScores fast = MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
         PruneScores exact = EdgeAttributionPatching.scores(PruneRun.of(workload.model, workload.batches));
