@@ -25,6 +25,16 @@ public interface HookPoints {
      */
     Tensor apply(String hookName, Tensor value);
 
+    /**
+     * The per-head input hooks {@code hook_q_input}, {@code hook_k_input} and {@code hook_v_input}, whose result
+     * may also take the compact {@link HeadInputs} form. By default, {@link #apply} wrapped.
+     *
+     * @param value the shared residual {@code [batch, seq, dModel]}
+     */
+    default HeadInputs headInputs(String hookName, Tensor value) {
+        return HeadInputs.of(apply(hookName, value));
+    }
+
     /** Hooks that change nothing. */
     HookPoints NONE = (name, value) -> value;
 }

@@ -301,9 +301,16 @@ public final class HookedTransformer implements HookedModel {
         String p = "blocks." + b + ".";
         Tensor q, k, v;
         Tensor attnIn = hooks.apply(p + "hook_attn_in", residPre);                    // [b, s, (h,) d]
-        Tensor qIn = hooks.apply(p + "hook_q_input", attnIn);
-        Tensor kIn = hooks.apply(p + "hook_k_input", attnIn);
-        Tensor vIn = hooks.apply(p + "hook_v_input", attnIn);
+        HeadInputs qIn, kIn, vIn;
+        if (attnIn.dim() == 3) {
+            qIn = hooks.headInputs(p + "hook_q_input", attnIn);
+            kIn = hooks.headInputs(p + "hook_k_input", attnIn);
+            vIn = hooks.headInputs(p + "hook_v_input", attnIn);
+        } else {
+            qIn = HeadInputs.of(hooks.apply(p + "hook_q_input", attnIn));
+            kIn = HeadInputs.of(hooks.apply(p + "hook_k_input", attnIn));
+            vIn = HeadInputs.of(hooks.apply(p + "hook_v_input", attnIn));
+        }
         q = project(qIn, w.ln1W(), w.ln1B(), w.wQ(), w.wQFlat(), w.bQ());             // [batch, seq, nHeads, dHead]
         k = cacheK != null ? cacheK : project(kIn, w.ln1W(), w.ln1B(), w.wK(), w.wKFlat(), w.bK());
         v = cacheV != null ? cacheV : project(vIn, w.ln1W(), w.ln1B(), w.wV(), w.wVFlat(), w.bV());
@@ -334,15 +341,27 @@ public final class HookedTransformer implements HookedModel {
         return hooks.apply(p + "hook_resid_post", residPost);
     }
 
-    /** LayerNorm then the Q, K or V projection, for a shared {@code [b,s,d]} or per-head {@code [b,s,h,d]} input. */
-    private Tensor project(Tensor in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias) {
-        Tensor ln = layerNorm(in, lnW, lnB);
-        if (in.dim() == 3) return projectShared(ln, wFlat, bias);
-        long[] s = in.shape();                                                        // [batch, seq, nHeads, dModel]
+    /**
+     * LayerNorm then the Q, K or V projection of every head: {@code [batch, seq, nHeads, dHead]}. A shared input is
+     * projected for all heads in one product; heads with their own input are projected per head and, when the others
+     * share one, written over the shared result.
+     */
+    private Tensor project(HeadInputs in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias) {
+        if (in.own() == null) return projectShared(layerNorm(in.shared(), lnW, lnB), wFlat, bias);
+        if (in.shared() == null) return projectPerHead(layerNorm(in.own(), lnW, lnB), wHeads, bias);
+        Tensor all = projectShared(layerNorm(in.shared(), lnW, lnB), wFlat, bias);
+        Tensor own = projectPerHead(layerNorm(in.own(), lnW, lnB), wHeads.index_select(0, in.heads()),
+            bias.index_select(0, in.heads()));                                       // [batch, seq, p, dHead]
+        return all.index_copy(2, in.heads(), own);
+    }
+
+    /** Per-head projections of LayerNormed per-head inputs {@code [b,s,p,d]} with weights {@code [p, d, dHead]}. */
+    private Tensor projectPerHead(Tensor ln, Tensor wHeads, Tensor bias) {
+        long[] s = ln.shape();                                                        // [batch, seq, p, dModel]
         long h = s[2];
-        Tensor x = ln.permute(2, 0, 1, 3).reshape(h, s[0] * s[1], s[3]);            // [nHeads, batch*seq, dModel]
-        Tensor y = torch.bmm(x, wHeads);                                              // [nHeads, batch*seq, dHead]
-        return y.reshape(h, s[0], s[1], cfg.dHead()).permute(1, 2, 0, 3).add(bias);  // [batch, seq, nHeads, dHead]
+        Tensor x = ln.permute(2, 0, 1, 3).reshape(h, s[0] * s[1], s[3]);            // [p, batch*seq, dModel]
+        Tensor y = torch.bmm(x, wHeads);                                              // [p, batch*seq, dHead]
+        return y.reshape(h, s[0], s[1], cfg.dHead()).permute(1, 2, 0, 3).add(bias);  // [batch, seq, p, dHead]
     }
 
     private Tensor projectShared(Tensor ln, Tensor wFlat, Tensor bias) {

@@ -21,6 +21,13 @@ import org.bytedeco.pytorch.Tensor;
  * ({@code reverseCleanCorrupt} swaps the roles). Edges whose score ties with the threshold all join the
  * circuit, so outputs are keyed by the number of edges actually in it (SPEC §15.1).
  * Masks keep the last setting afterwards (SPEC §15.2).
+ *
+ * <p>Two circuits need no patched pass. One whose masks are all 0 patches nothing, so its output is the unpatched
+ * model's, computed by a plain pass. In the factorized graph, one whose masks are all 1 gives the output its input
+ * from patch values alone ({@code input + Σ (patch − curr)} over every source, where {@code input} is the sum of the
+ * current sources plus biases shared by both runs), so what the pass computed in between cannot matter: under
+ * RESAMPLE ablation its output is the output of the pass that computed the patch values (EDGE_PATCH with every edge,
+ * TREE_PATCH with none), whatever the padding. Both hold exactly up to float rounding (docs/how-it-works.md).
  */
 public final class RunCircuits {
     private RunCircuits() {}
@@ -62,10 +69,32 @@ public final class RunCircuits {
                 try (PointerScope batchScope = new PointerScope()) {
                     Tensor input = Inputs.input(batch, inputSide);
                     Tensor padding = Inputs.padding(batch, inputSide);
-                    Tensor patch = datasetPatch != null ? datasetPatch
-                        : Ablations.srcAblations(model, Inputs.input(batch, patchSide), Inputs.padding(batch, patchSide), ablationType);
+                    Tensor patchPadding = Inputs.padding(batch, patchSide);
+                    Tensor[] patchRunOutput = new Tensor[1];
+                    Tensor patch;
+                    if (datasetPatch != null) {
+                        patch = datasetPatch;
+                    } else if (ablationType == AblationType.RESAMPLE) {
+                        patch = model.srcOutputs(Inputs.input(batch, patchSide), patchPadding, null, patchRunOutput);
+                    } else {
+                        patch = Ablations.srcAblations(model, Inputs.input(batch, patchSide), patchPadding, ablationType);
+                    }
+                    Tensor everyEdgeAblated = model.graph().factorized() ? patchRunOutput[0] : null;
+                    for (MaskSet set : maskSets.values()) {
+                        if (set.allZero()) {
+                            Progress.checkInterrupted("run_circuits");
+                            try (PointerScope step = new PointerScope()) {
+                                outputs.put(set.edgeCount, batch.key(), HostTensor.of(model.forward(input, padding)));
+                            }
+                            progress.update("run_circuits", ++done, total);
+                        } else if (set.allOne() && everyEdgeAblated != null) {
+                            outputs.put(set.edgeCount, batch.key(), HostTensor.of(everyEdgeAblated));
+                            progress.update("run_circuits", ++done, total);
+                        }
+                    }
                     try (PatchableModel.PatchMode mode = model.patchMode(patch)) {
                         for (MaskSet set : maskSets.values()) {
+                            if (set.allZero() || (set.allOne() && everyEdgeAblated != null)) continue;
                             Progress.checkInterrupted("run_circuits");
                             try (PointerScope step = new PointerScope()) {
                                 set.applyTo(model);
@@ -77,14 +106,25 @@ public final class RunCircuits {
                 }
             }
         }
+        // the masks end as the last circuit's even when no pass needed them (SPEC §15.2)
+        if (!maskSets.isEmpty() && !batches.isEmpty()) {
+            MaskSet last = null;
+            for (MaskSet set : maskSets.values()) last = set;
+            last.applyTo(model);
+        }
         return outputs.build();
     }
 
-    /** The 0/1 masks of one circuit and the number of edges it really patches (ties included). */
-    record MaskSet(int edgeCount, PruneScores masks) {
+    /**
+     * The 0/1 masks of one circuit and the number of edges it really patches (ties included).
+     *
+     * @param allZero every mask is 0 (nothing patched)
+     * @param allOne  every mask is 1 (every edge takes its patch value)
+     */
+    record MaskSet(int edgeCount, PruneScores masks, boolean allZero, boolean allOne) {
         static MaskSet of(PruneScores scores, float threshold, PatchType type) {
             Map<String, float[]> byModule = new LinkedHashMap<>();
-            int count = 0;
+            int count = 0, ones = 0, total = 0;
             for (String module : scores.moduleNames()) {
                 float[] s = scores.module(module);
                 float[] m = new float[s.length];
@@ -97,10 +137,12 @@ public final class RunCircuits {
                         m[i] = inCircuit ? 0f : 1f;
                         if (inCircuit) count++;
                     }
+                    if (m[i] == 1f) ones++;
                 }
+                total += s.length;
                 byModule.put(module, m);
             }
-            return new MaskSet(count, PruneScores.of(scores.graph(), byModule));
+            return new MaskSet(count, PruneScores.of(scores.graph(), byModule), ones == 0, ones == total);
         }
 
         void applyTo(PatchableModel model) {
