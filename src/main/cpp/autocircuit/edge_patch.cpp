@@ -161,14 +161,23 @@ struct SparsePlan {
 // w: [G, R, nIn] fp32, contiguous, on the CPU. readAll: every group reads all of patch and curr (for the checksum).
 // totalGiven: the caller supplies sum_i delta[i] (ForwardArgs::deltaSum), so groups with a majority-1 row need
 // only their minorities' sources too.
-// Returns false, leaving plan unspecified, when a value is not 0 or 1 or when the sparse form would not pay:
-// the dense product costs R * nIn multiply-adds per element and reads delta from the cache with register
-// blocking, the sparse sum one (slower) add per minority edge, so it is used up to a quarter of the dense count.
+// Returns false, leaving plan unspecified, when a value is not 0 or 1 or when the sparse form would not pay.
+// Costs per model dimension, in vector operations: both forms first form delta = patch - curr for the sources they
+// read (two loads and a store each: 3 per source); the dense form then does R * nIn multiply-adds with register
+// blocking (about a quarter of an operation each, measured with 36 Q/K/V rows: the sparse form paid up to a
+// quarter of the dense count; at least one per source for a few rows), the sparse one an add per minority edge, plus the sum of all deltas where a
+// majority-1 row needs it and no running sum gives it. So a single row (an MLP input) with a third of its edges
+// set takes the sparse form, which reads only those sources, and 36 rows with many edges set the dense one.
+// With readAll (mask gradients: both forms read every source for the checksum) the sparse form is taken up to a
+// quarter of the dense multiply-adds, the rule this cost model generalises.
 bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, bool totalGiven, SparsePlan& sp) {
   const int64_t G = plan.groups(), R = plan.rows, nIn = plan.nIn;
   if (G * R * nIn == 0) return false;
   const float* v = w.data_ptr<float>();
-  const int64_t budget = G * R * nIn / 4;
+  // a dense row block shares each loaded delta among up to 6 rows; fewer rows do about an operation per source
+  const int64_t denseCost = G * (3 * nIn + std::max<int64_t>(R * nIn / 4, nIn));
+  // the sparse cost is at least the minority count
+  const int64_t budget = readAll ? G * R * nIn / 4 : denseCost;
   sp.majority.assign(G * R, 0);
   sp.sumAll.assign(G, readAll ? 1 : 0);
   sp.rowStart.assign(G * R + 1, 0);
@@ -176,6 +185,7 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, bool totalG
   sp.minority.clear();
   sp.needed.clear();
   std::vector<uint8_t> used(nIn);
+  int64_t sparseCost = 0;
   for (int64_t g = 0; g < G; ++g) {
     std::fill(used.begin(), used.end(), 0);
     for (int64_t r = 0; r < R; ++r) {
@@ -205,10 +215,14 @@ bool planSparse(const Plan& plan, const at::Tensor& w, bool readAll, bool totalG
       for (int64_t i = 0; i < nIn; ++i) {
         if (used[i]) sp.needed.push_back(int32_t(i));
       }
+    } else {
+      sparseCost += 4 * nIn;  // every delta formed and summed
     }
     sp.neededStart[g + 1] = int64_t(sp.needed.size());
   }
-  return true;
+  if (readAll) return true;  // within the budget above
+  sparseCost += 3 * int64_t(sp.needed.size()) + int64_t(sp.minority.size());
+  return sparseCost <= denseCost;
 }
 
 // ---- CPU driver ----
@@ -219,11 +233,14 @@ void advanceRunningSum(const at::Tensor& patch, const at::Tensor& curr, const at
                        const at::Tensor& deltaRows) {
   int64_t* rows = deltaRows.data_ptr<int64_t>();
   const int64_t nIn = patch.size(0);
-  if (*rows < nIn) {
-    const int64_t n = nIn - *rows;
+  // In chunks of sources, so that the temporary difference stays small (a few MB, in cache) however many sources
+  // are added at once: the last destination of a pass may add all of them.
+  constexpr int64_t kChunk = 8;
+  while (*rows < nIn) {
+    const int64_t n = std::min(kChunk, nIn - *rows);
     at::Tensor diff = patch.narrow(0, *rows, n).to(at::kFloat) - curr.narrow(0, *rows, n).to(at::kFloat);
     deltaSum.add_(diff.sum(0));
-    *rows = nIn;
+    *rows += n;
   }
 }
 

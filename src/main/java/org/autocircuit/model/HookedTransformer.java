@@ -194,6 +194,16 @@ public final class HookedTransformer implements HookedModel {
      */
     public Tensor forward(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks, OutputSlice slice,
                           Tensor[] residPre) {
+        return unembed(forwardResidual(tokens, attentionMask, cache, hooks, slice, residPre));
+    }
+
+    /**
+     * {@link #forward(Tensor, Tensor, KvCache, HookPoints, OutputSlice, Tensor[])} without the unembedding: the final
+     * residual stream with {@code slice} applied, {@code [batch, (seq,) dModel]}. {@link #unembed} of it gives the
+     * same logits; run_circuits unembeds several circuits' residuals in one product, reading {@code W_U} once.
+     */
+    public Tensor forwardResidual(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks,
+                                  OutputSlice slice, Tensor[] residPre) {
         ensureOpen();
         long[] shape = tokens.shape();
         if (shape.length != 2) {
@@ -210,7 +220,7 @@ public final class HookedTransformer implements HookedModel {
         Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
             ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
         Tensor resid = embed.add(posEmbed);                                            // [batch, seq, dModel]
-        return runBlocks(0, resid, keyMask, cache, hooks, slice, residPre);
+        return slice.apply(runBlocksResid(0, resid, keyMask, cache, hooks, residPre));
     }
 
     /**
@@ -225,7 +235,7 @@ public final class HookedTransformer implements HookedModel {
         }
         long[] shape = residPre.shape();
         Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
-        return runBlocks(startBlock, residPre, keyMask, cache, hooks, slice, null);
+        return unembed(slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null)));
     }
 
     /**
@@ -272,13 +282,6 @@ public final class HookedTransformer implements HookedModel {
             }
         }
         return KvCache.of(keys, values, prefixMask, shape[0], shape[1]);
-    }
-
-    private Tensor runBlocks(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
-                             OutputSlice slice, Tensor[] residPre) {
-        Tensor last = slice.apply(runBlocksResid(start, resid, keyMask, cache, hooks, residPre)); // [batch, (seq,) dModel]
-        Tensor logits = torch.matmul(layerNorm(last, lnFinalW, lnFinalB), wU);       // [batch, (seq,) dVocab]
-        return bU == null ? logits : logits.add(bU);
     }
 
     private Tensor runBlocksResid(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
@@ -334,8 +337,8 @@ public final class HookedTransformer implements HookedModel {
             residMid = hooks.apply(p + "hook_resid_mid", residPre.add(attnOut));
             mlpIn = hooks.apply(p + "hook_mlp_in", residMid);
         }
-        Tensor hidden = torch.matmul(layerNorm(mlpIn, w.ln2W(), w.ln2B()), w.wIn()).add(w.bIn());
-        Tensor mlpOut = torch.matmul(activation(hidden), w.wOut()).add(w.bOut());    // [batch, seq, dModel]
+        Tensor hidden = linear(layerNorm(mlpIn, w.ln2W(), w.ln2B()), w.wIn(), w.bIn());   // [batch, seq, dMlp]
+        Tensor mlpOut = linear(activation(hidden), w.wOut(), w.bOut());               // [batch, seq, dModel]
         mlpOut = hooks.apply(p + "hook_mlp_out", mlpOut);
         Tensor residPost = cfg.parallelAttnMlp() ? residPre.add(attnOut).add(mlpOut) : residMid.add(mlpOut);
         return hooks.apply(p + "hook_resid_post", residPost);
@@ -400,6 +403,18 @@ public final class HookedTransformer implements HookedModel {
         Tensor x = z.permute(2, 0, 1, 3).reshape(s[2], s[0] * s[1], s[3]);           // [nHeads, batch*seq, dHead]
         Tensor y = torch.bmm(x, wO);                                                  // [nHeads, batch*seq, dModel]
         return y.reshape(s[2], s[0], s[1], cfg.dModel()).permute(1, 2, 0, 3);        // [batch, seq, nHeads, dModel]
+    }
+
+    /**
+     * {@code x · w + b} for {@code x [..., in]} and {@code w [in, out]}: one product with the bias added inside it
+     * ({@code addmm}) rather than a second pass over the output.
+     */
+    private static Tensor linear(Tensor x, Tensor w, Tensor b) {
+        long[] s = x.shape();
+        Tensor x2 = x.reshape(-1, s[s.length - 1]);
+        long[] outShape = s.clone();
+        outShape[s.length - 1] = w.size(1);
+        return torch.addmm(b, x2, w).reshape(outShape);
     }
 
     private Tensor activation(Tensor x) {

@@ -158,11 +158,27 @@ public final class PatchableModel implements AutoCloseable {
      * @return the output with this model's {@link OutputSlice} applied
      */
     public Tensor forward(Tensor input, Tensor attentionMask) {
+        return forward(input, attentionMask, false);
+    }
+
+    /**
+     * {@link #forward} without the unembedding (transformers only): the final residual stream with this model's
+     * {@link OutputSlice} applied, {@code [batch, (seq,) dModel]}; {@link #unembed} turns it (or several stacked
+     * along the batch) into the same logits.
+     */
+    public Tensor forwardResidual(Tensor input, Tensor attentionMask) {
+        if (!isTransformer()) {
+            throw new IllegalStateException("forwardResidual needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        }
+        return forward(input, attentionMask, true);
+    }
+
+    private Tensor forward(Tensor input, Tensor attentionMask, boolean residualOnly) {
         ensureOpen();
         long batch = input.shape()[0];
         KvCache cache = cacheFor(batch);
         if (patchSrcOuts == null) {
-            return run(input, attentionMask, cache, HookPoints.NONE);
+            return run(input, attentionMask, cache, HookPoints.NONE, residualOnly);
         }
         checkPatchBatch(batch);
         // A pass from the first block produces every source before any destination reads it. Where it may
@@ -171,7 +187,7 @@ public final class PatchableModel implements AutoCloseable {
         // inspection and later forwardFromBlock passes.
         boolean shared = sharedBufferUsable(true);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
-        Tensor out = run(input, attentionMask, cache, hooks);
+        Tensor out = run(input, attentionMask, cache, hooks, residualOnly);
         currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
@@ -251,13 +267,28 @@ public final class PatchableModel implements AutoCloseable {
      * model's {@link OutputSlice}) goes to {@code output[0]} when {@code output} is non-null.
      */
     public Tensor srcOutputs(Tensor input, Tensor attentionMask, Tensor[] residPre, Tensor[] output) {
+        return srcOutputs(input, attentionMask, residPre, output, null);
+    }
+
+    /**
+     * {@link #srcOutputs(Tensor, Tensor, Tensor[], Tensor[])} written into {@code into} when it is a
+     * {@link #sourceBuffer} of the input's shape (a caller running many batches reuses one instead of allocating and
+     * page-faulting in a new one each time), else into a new buffer. Rows of sources the pass does not produce are
+     * zero either way.
+     */
+    public Tensor srcOutputs(Tensor input, Tensor attentionMask, Tensor[] residPre, Tensor[] output, Tensor into) {
         ensureOpen();
         try (NoGradGuard g = new NoGradGuard()) {
             long[] in = input.shape();
-            Tensor buffer = torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
+            boolean reuse = into != null && java.util.Arrays.equals(into.shape(), new long[] {graph.nSrcs(), in[0], in[1], dModel});
+            Tensor buffer = reuse ? into : torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
+            boolean[] written = new boolean[graph.srcModules().size()];
             HookPoints record = (name, value) -> {
-                SrcModule sm = srcByHook.get(name);
-                if (sm != null) writeSrc(buffer, sm, value);
+                Integer m = srcModuleIndex.get(name);
+                if (m != null) {
+                    writeSrc(buffer, graph.srcModules().get(m), value);
+                    written[m] = true;
+                }
                 return value;
             };
             KvCache cache = cacheFor(in[0]);
@@ -265,8 +296,19 @@ public final class PatchableModel implements AutoCloseable {
                 ? t.forward(input, attentionMask, cache, record, slice, residPre)
                 : model.forward(input, attentionMask, record, slice);
             if (output != null) output[0] = out;
+            if (reuse) {
+                for (int m = 0; m < written.length; m++) {
+                    SrcModule sm = graph.srcModules().get(m);
+                    if (!written[m]) buffer.narrow(0, sm.srcStart(), sm.count()).zero_();
+                }
+            }
             return buffer;
         }
+    }
+
+    /** A zero source buffer {@code [nSrc, batch, seq, dModel]} in the caller's scope (see {@link #srcOutputs}). */
+    public Tensor sourceBuffer(long batch, long seq) {
+        return torch.zeros(graph.nSrcs(), batch, seq, dModel);
     }
 
     /**
@@ -278,12 +320,13 @@ public final class PatchableModel implements AutoCloseable {
     public Tensor forwardWithHooks(Tensor input, Tensor attentionMask, HookPoints hooks) {
         ensureOpen();
         if (patchSrcOuts != null) throw new IllegalStateException("forwardWithHooks runs the unpatched model; leave patch mode first");
-        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"));
+        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"), false);
     }
 
-    private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks) {
+    private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, boolean residualOnly) {
         if (model instanceof HookedTransformer t) {
-            return t.forward(input, attentionMask, cache, hooks, slice, null);
+            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, null)
+                : t.forward(input, attentionMask, cache, hooks, slice, null);
         }
         return model.forward(input, attentionMask, hooks, slice);
     }

@@ -11,6 +11,8 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * {@code run_circuits} (SPEC §6.1): for every requested edge count k, patch the circuit made of the k
@@ -65,7 +67,14 @@ public final class RunCircuits {
         try (PointerScope runScope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             Tensor datasetPatch = ablationType.meanOverDataset()
                 ? Ablations.datasetMean(model, batches, ablationType) : null;
+            // the patch values' and the current outputs' buffers, reused by every batch of the first batch's shape
+            Tensor patchBuffer = null;
+            Tensor currBuffer = null;
             for (PromptPairBatch batch : batches) {
+                if (currBuffer == null || currBuffer.size(1) != batch.batchSize() || currBuffer.size(2) != batch.seqLen()) {
+                    patchBuffer = ablationType == AblationType.RESAMPLE ? model.sourceBuffer(batch.batchSize(), batch.seqLen()) : null;
+                    currBuffer = model.sourceBuffer(batch.batchSize(), batch.seqLen());
+                }
                 try (PointerScope batchScope = new PointerScope()) {
                     Tensor input = Inputs.input(batch, inputSide);
                     Tensor padding = Inputs.padding(batch, inputSide);
@@ -75,34 +84,35 @@ public final class RunCircuits {
                     if (datasetPatch != null) {
                         patch = datasetPatch;
                     } else if (ablationType == AblationType.RESAMPLE) {
-                        patch = model.srcOutputs(Inputs.input(batch, patchSide), patchPadding, null, patchRunOutput);
+                        patch = model.srcOutputs(Inputs.input(batch, patchSide), patchPadding, null, patchRunOutput,
+                            patchBuffer);
                     } else {
                         patch = Ablations.srcAblations(model, Inputs.input(batch, patchSide), patchPadding, ablationType);
                     }
                     Tensor everyEdgeAblated = model.graph().factorized() ? patchRunOutput[0] : null;
+                    // Transformers stop each pass at the final residual and unembed the batch's circuits together
+                    // below: W_U (the largest matrix of GPT-2 small) is then read once per batch, not once per circuit.
+                    PassResults results = new PassResults(model, batchScope);
                     for (MaskSet set : maskSets.values()) {
-                        if (set.allZero()) {
-                            Progress.checkInterrupted("run_circuits");
-                            try (PointerScope step = new PointerScope()) {
-                                outputs.put(set.edgeCount, batch.key(), HostTensor.of(model.forward(input, padding)));
-                            }
+                        if (set.allOne() && everyEdgeAblated != null) {
+                            results.putLogits(set.edgeCount, everyEdgeAblated);
                             progress.update("run_circuits", ++done, total);
-                        } else if (set.allOne() && everyEdgeAblated != null) {
-                            outputs.put(set.edgeCount, batch.key(), HostTensor.of(everyEdgeAblated));
+                        } else if (set.allZero()) {
+                            Progress.checkInterrupted("run_circuits");
+                            results.runAndPut(set.edgeCount, () -> results.pass(input, padding));
                             progress.update("run_circuits", ++done, total);
                         }
                     }
-                    try (PatchableModel.PatchMode mode = model.patchMode(patch)) {
+                    try (PatchableModel.PatchMode mode = model.patchMode(patch, currBuffer)) {
                         for (MaskSet set : maskSets.values()) {
                             if (set.allZero() || (set.allOne() && everyEdgeAblated != null)) continue;
                             Progress.checkInterrupted("run_circuits");
-                            try (PointerScope step = new PointerScope()) {
-                                set.applyTo(model);
-                                outputs.put(set.edgeCount, batch.key(), HostTensor.of(model.forward(input, padding)));
-                            }
+                            set.applyTo(model);
+                            results.runAndPut(set.edgeCount, () -> results.pass(input, padding));
                             progress.update("run_circuits", ++done, total);
                         }
                     }
+                    results.writeTo(outputs, batch.key());
                 }
             }
         }
@@ -113,6 +123,60 @@ public final class RunCircuits {
             last.applyTo(model);
         }
         return outputs.build();
+    }
+
+    /**
+     * The outputs of one batch's circuits, by edge count. For a transformer each pass returns its (sliced) final
+     * residual, kept in the batch's scope, and {@link #writeTo} unembeds them all in one product; other models'
+     * passes return their outputs.
+     */
+    private static final class PassResults {
+        private final PatchableModel model;
+        private final PointerScope batchScope;
+        private final Map<Integer, Tensor> residuals = new LinkedHashMap<>();
+        private final Map<Integer, Tensor> logits = new LinkedHashMap<>();
+
+        PassResults(PatchableModel model, PointerScope batchScope) {
+            this.model = model;
+            this.batchScope = batchScope;
+        }
+
+        Tensor pass(Tensor input, Tensor padding) {
+            return model.isTransformer() ? model.forwardResidual(input, padding) : model.forward(input, padding);
+        }
+
+        void putLogits(int edgeCount, Tensor output) {
+            logits.put(edgeCount, output);
+        }
+
+        /** Runs one pass in a scope of its own and keeps only its result, moved to the batch's scope. */
+        void runAndPut(int edgeCount, java.util.function.Supplier<Tensor> pass) {
+            try (PointerScope step = new PointerScope()) {
+                Tensor out = pass.get();
+                batchScope.attach(out);   // the batch scope's reference first: detach releases the step's
+                step.detach(out);
+                (model.isTransformer() ? residuals : logits).put(edgeCount, out);
+            }
+        }
+
+        void writeTo(CircuitOutputs.Builder outputs, long batchKey) {
+            boolean onePositionEach = residuals.values().stream().allMatch(r -> r.dim() == 2);
+            if (!onePositionEach) {
+                // whole sequences: one product per circuit keeps the logits of only one circuit in memory at a time
+                residuals.forEach((count, r) -> logits.put(count, model.unembed(r)));
+            } else if (!residuals.isEmpty()) {
+                List<Tensor> stacked = new java.util.ArrayList<>(residuals.values());
+                Tensor all = model.unembed(torch.cat(new TensorVector(stacked.toArray(new Tensor[0])), 0));
+                long row = 0;
+                for (Map.Entry<Integer, Tensor> e : residuals.entrySet()) {
+                    long n = e.getValue().size(0);
+                    logits.put(e.getKey(), all.narrow(0, row, n));
+                    row += n;
+                }
+            }
+            // CircuitOutputs orders counts itself
+            logits.forEach((count, out) -> outputs.put(count, batchKey, HostTensor.of(out)));
+        }
     }
 
     /**

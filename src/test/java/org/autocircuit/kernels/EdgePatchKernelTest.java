@@ -179,7 +179,13 @@ class EdgePatchKernelTest {
                         Tolerance.againstReference(p.dtype()));
             }
         }
-        assertTrue(NativeKernelsLib.sparseForwardCount() > before, "the sparse path ran without gradients");
+        // Without gradients the sparse form is chosen by cost (planSparse): it always pays when most edges are 0
+        // (it reads only the sources some row needs). Rows of mostly 1 without a running sum need every source
+        // either way, so there the two forms cost about the same and either may run (the running-sum test below
+        // covers that sparse form).
+        if (pattern.equals("all0") || pattern.equals("few1")) {
+            assertTrue(NativeKernelsLib.sparseForwardCount() > before, "the sparse path ran without gradients");
+        }
     }
 
     /**
