@@ -167,18 +167,31 @@ public final class PatchableModel implements AutoCloseable {
      * along the batch) into the same logits.
      */
     public Tensor forwardResidual(Tensor input, Tensor attentionMask) {
+        return forwardResidual(input, attentionMask, null);
+    }
+
+    /**
+     * {@link #forwardResidual(Tensor, Tensor)} that also records the residual stream before every block into
+     * {@code residPre} (length nLayers, or null): a later pass whose first patched destination is in block {@code b}
+     * or later can restart at block {@code b} from it ({@link #residualFromBlock}), since nothing before differs.
+     */
+    public Tensor forwardResidual(Tensor input, Tensor attentionMask, Tensor[] residPre) {
         if (!isTransformer()) {
             throw new IllegalStateException("forwardResidual needs a HookedTransformer, not " + model.getClass().getSimpleName());
         }
-        return forward(input, attentionMask, true);
+        return forward(input, attentionMask, true, residPre);
     }
 
     private Tensor forward(Tensor input, Tensor attentionMask, boolean residualOnly) {
+        return forward(input, attentionMask, residualOnly, null);
+    }
+
+    private Tensor forward(Tensor input, Tensor attentionMask, boolean residualOnly, Tensor[] residPre) {
         ensureOpen();
         long batch = input.shape()[0];
         KvCache cache = cacheFor(batch);
         if (patchSrcOuts == null) {
-            return run(input, attentionMask, cache, HookPoints.NONE, residualOnly);
+            return run(input, attentionMask, cache, HookPoints.NONE, residualOnly, residPre);
         }
         checkPatchBatch(batch);
         // A pass from the first block produces every source before any destination reads it. Where it may
@@ -187,7 +200,7 @@ public final class PatchableModel implements AutoCloseable {
         // inspection and later forwardFromBlock passes.
         boolean shared = sharedBufferUsable(true);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
-        Tensor out = run(input, attentionMask, cache, hooks, residualOnly);
+        Tensor out = run(input, attentionMask, cache, hooks, residualOnly, residPre);
         currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
@@ -320,13 +333,14 @@ public final class PatchableModel implements AutoCloseable {
     public Tensor forwardWithHooks(Tensor input, Tensor attentionMask, HookPoints hooks) {
         ensureOpen();
         if (patchSrcOuts != null) throw new IllegalStateException("forwardWithHooks runs the unpatched model; leave patch mode first");
-        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"), false);
+        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"), false, null);
     }
 
-    private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, boolean residualOnly) {
+    private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, boolean residualOnly,
+                       Tensor[] residPre) {
         if (model instanceof HookedTransformer t) {
-            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, null)
-                : t.forward(input, attentionMask, cache, hooks, slice, null);
+            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, residPre)
+                : t.forward(input, attentionMask, cache, hooks, slice, residPre);
         }
         return model.forward(input, attentionMask, hooks, slice);
     }

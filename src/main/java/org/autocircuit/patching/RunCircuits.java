@@ -104,11 +104,12 @@ public final class RunCircuits {
                         }
                     }
                     try (PatchableModel.PatchMode mode = model.patchMode(patch, currBuffer)) {
+                        UnpatchedPrefix prefix = new UnpatchedPrefix(model, batchScope);
                         for (MaskSet set : maskSets.values()) {
                             if (set.allZero() || (set.allOne() && everyEdgeAblated != null)) continue;
                             Progress.checkInterrupted("run_circuits");
                             set.applyTo(model);
-                            results.runAndPut(set.edgeCount, () -> results.pass(input, padding));
+                            results.runAndPut(set.edgeCount, () -> prefix.pass(set, input, padding));
                             progress.update("run_circuits", ++done, total);
                         }
                     }
@@ -123,6 +124,51 @@ public final class RunCircuits {
             last.applyTo(model);
         }
         return outputs.build();
+    }
+
+    /**
+     * The blocks a batch's patched passes share. A circuit's pass computes exactly the unpatched model up to the block
+     * of its first patched destination, so the first pass records the residual stream before every block, and each
+     * later pass restarts at the earliest block that may differ: its own first patched block, or an earlier one that
+     * a previous pass rewrote (the current-output buffer holds the sources before the restart block). Transformers of
+     * the factorized graph only; other passes run whole.
+     */
+    private static final class UnpatchedPrefix {
+        private final PatchableModel model;
+        private final boolean usable;
+        private Tensor[] residPre;
+        private int valid;   // residPre[valid] and the buffer's sources before block `valid` are the unpatched ones
+
+        private final PointerScope batchScope;
+
+        UnpatchedPrefix(PatchableModel model, PointerScope batchScope) {
+            this.model = model;
+            this.batchScope = batchScope;
+            this.usable = model.isTransformer() && model.graph().factorized() && !model.hasKvCaches();
+        }
+
+        /** One patched pass with the masks already set: the final residual (transformers) or the output. */
+        Tensor pass(MaskSet set, Tensor input, Tensor padding) {
+            if (!model.isTransformer()) return model.forward(input, padding);
+            if (!usable) return model.forwardResidual(input, padding);
+            int first = set.firstPatchedBlock();
+            if (residPre == null) {
+                // the first pass records
+                residPre = new Tensor[((org.autocircuit.model.HookedTransformer) model.model()).config().nLayers()];
+                Tensor out = model.forwardResidual(input, padding, residPre);
+                valid = Math.min(first, residPre.length - 1);
+                // keep the recorded streams beyond this pass's own scope: the batch's scope frees them
+                PointerScope passScope = PointerScope.getInnerScope();
+                for (Tensor r : residPre) {
+                    batchScope.attach(r);
+                    if (passScope != null && passScope != batchScope) passScope.detach(r);
+                }
+                return out;
+            }
+            int start = Math.min(first, valid);
+            valid = start;
+            return start == 0 ? model.forwardResidual(input, padding) : model.residualFromBlock(start, residPre[start], padding);
+        }
     }
 
     /**
@@ -184,11 +230,13 @@ public final class RunCircuits {
      *
      * @param allZero every mask is 0 (nothing patched)
      * @param allOne  every mask is 1 (every edge takes its patch value)
+     * @param firstPatchedBlock the lowest block ({@code blocks.N.} of the hook name) of a destination with a mask
+     *                          that is not 0; {@code Integer.MAX_VALUE} when none is
      */
-    record MaskSet(int edgeCount, PruneScores masks, boolean allZero, boolean allOne) {
+    record MaskSet(int edgeCount, PruneScores masks, boolean allZero, boolean allOne, int firstPatchedBlock) {
         static MaskSet of(PruneScores scores, float threshold, PatchType type) {
             Map<String, float[]> byModule = new LinkedHashMap<>();
-            int count = 0, ones = 0, total = 0;
+            int count = 0, ones = 0, total = 0, firstBlock = Integer.MAX_VALUE;
             for (String module : scores.moduleNames()) {
                 float[] s = scores.module(module);
                 float[] m = new float[s.length];
@@ -202,11 +250,23 @@ public final class RunCircuits {
                         if (inCircuit) count++;
                     }
                     if (m[i] == 1f) ones++;
+                    if (m[i] != 0f) firstBlock = Math.min(firstBlock, blockOf(module));
                 }
                 total += s.length;
                 byModule.put(module, m);
             }
-            return new MaskSet(count, PruneScores.of(scores.graph(), byModule), ones == 0, ones == total);
+            return new MaskSet(count, PruneScores.of(scores.graph(), byModule), ones == 0, ones == total, firstBlock);
+        }
+
+        /** N of a {@code blocks.N.} hook name; 0 for any other (conservative: the pass then starts at block 0). */
+        private static int blockOf(String hookName) {
+            if (!hookName.startsWith("blocks.")) return 0;
+            int dot = hookName.indexOf('.', 7);
+            try {
+                return dot < 0 ? 0 : Integer.parseInt(hookName.substring(7, dot));
+            } catch (NumberFormatException e) {
+                return 0;
+            }
         }
 
         void applyTo(PatchableModel model) {

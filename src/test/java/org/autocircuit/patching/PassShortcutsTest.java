@@ -152,6 +152,56 @@ class PassShortcutsTest {
         }
     }
 
+    /**
+     * Passes that restart at their first patched block (run_circuits' shared unpatched prefix) equal whole patched
+     * passes: scores put the top edges into block 1 of the 2-block model, so the small circuits start there, and the
+     * counts come in an order where a later circuit must start earlier than the one before it and then later again.
+     */
+    @ParameterizedTest(name = "{0} kernels")
+    @ValueSource(strings = {"reference", "native"})
+    void circuitsRestartedAtTheirFirstPatchedBlockEqualWholePasses(String kernelName) {
+        List<PromptPairBatch> batches = Fixtures.ioi().test().batches();
+        try (PointerScope scope = new PointerScope();
+             PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
+                 kernels(kernelName))) {
+            java.util.Map<String, float[]> byModule = new java.util.LinkedHashMap<>();
+            Random random = new Random(8);
+            int block1Edges = 0;
+            for (String module : model.maskNames()) {
+                float[] s = new float[(int) model.mask(module).numel()];
+                boolean block1 = module.startsWith("blocks.1.");
+                if (block1) block1Edges += s.length;
+                for (int i = 0; i < s.length; i++) s[i] = (block1 ? 10f : 0f) + random.nextFloat();
+                byModule.put(module, s);
+            }
+            PruneScores scores = PruneScores.of(model.graph(), byModule);
+            // 3 edges: records the prefix; block1Edges + 5: starts at block 0 and rewrites its sources; 1 and 25:
+            // patched only in block 1, yet must start at block 0 now
+            List<Integer> counts = List.of(3, block1Edges + 5, 1, 25);
+            for (PatchType type : new PatchType[] {PatchType.EDGE_PATCH}) {
+                CircuitOutputs outs = RunCircuits.run(model, batches, counts, scores, type, AblationType.RESAMPLE, false);
+                for (int k : counts) {
+                    RunCircuits.MaskSet set = RunCircuits.MaskSet.of(scores, scores.threshold(k), type);
+                    assertEquals(k <= 25 ? 1 : 0, set.firstPatchedBlock(), k + " edges: first patched block");
+                    for (PromptPairBatch batch : batches) {
+                        float[] whole;
+                        try (PointerScope step = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                            Tensor patch = Ablations.srcAblations(model, Inputs.clean(batch),
+                                Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN), AblationType.RESAMPLE);
+                            model.setMasks(set.masks());
+                            try (PatchableModel.PatchMode mode = model.patchMode(patch)) {
+                                whole = HostTensor.of(model.forward(Inputs.corrupt(batch),
+                                    Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT))).floats();
+                            }
+                        }
+                        assertClose(whole, outs.output(set.edgeCount(), batch.key()).floats(), 1e-4,
+                            type + " " + k + " edges, batch " + batch.key());
+                    }
+                }
+            }
+        }
+    }
+
     /** A real patched pass with every mask at {@code value}: on the clean prompt (values from corrupt) or the reverse. */
     private static float[] patchedPass(PatchableModel model, PromptPairBatch batch, boolean onClean, float value) {
         Ablations.CleanCorrupt run = onClean ? Ablations.CleanCorrupt.CLEAN : Ablations.CleanCorrupt.CORRUPT;
