@@ -140,6 +140,13 @@ public final class PatchableModel implements AutoCloseable {
         return !kvCaches.isEmpty();
     }
 
+    /** Removes and frees the KV cache of this batch size, if any. */
+    public void removeKvCache(long batchSize) {
+        ensureOpen();
+        KvCache old = kvCaches.remove(batchSize);
+        if (old != null) old.close();
+    }
+
     /** Hands a frozen prefix cache to the model; forward passes with its batch size use it. Takes ownership. */
     public void addKvCache(KvCache cache) {
         ensureOpen();

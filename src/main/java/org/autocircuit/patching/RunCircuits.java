@@ -71,21 +71,24 @@ public final class RunCircuits {
             Tensor patchBuffer = null;
             Tensor currBuffer = null;
             for (PromptPairBatch batch : batches) {
-                if (currBuffer == null || currBuffer.size(1) != batch.batchSize() || currBuffer.size(2) != batch.seqLen()) {
-                    patchBuffer = ablationType == AblationType.RESAMPLE ? model.sourceBuffer(batch.batchSize(), batch.seqLen()) : null;
-                    currBuffer = model.sourceBuffer(batch.batchSize(), batch.seqLen());
+                int sharedLength = ablationType == AblationType.RESAMPLE ? SharedPrefix.length(model, batch) : 0;
+                int tokens = batch.seqLen() - sharedLength;
+                if (currBuffer == null || currBuffer.size(1) != batch.batchSize() || currBuffer.size(2) != tokens) {
+                    patchBuffer = ablationType == AblationType.RESAMPLE ? model.sourceBuffer(batch.batchSize(), tokens) : null;
+                    currBuffer = model.sourceBuffer(batch.batchSize(), tokens);
                 }
-                try (PointerScope batchScope = new PointerScope()) {
-                    Tensor input = Inputs.input(batch, inputSide);
-                    Tensor padding = Inputs.padding(batch, inputSide);
-                    Tensor patchPadding = Inputs.padding(batch, patchSide);
+                try (PointerScope batchScope = new PointerScope();
+                     SharedPrefix shared = SharedPrefix.cache(model, batch, inputSide, sharedLength)) {
+                    Tensor input = shared.tail(Inputs.input(batch, inputSide));
+                    Tensor padding = shared.tail(Inputs.padding(batch, inputSide));
+                    Tensor patchPadding = shared.tail(Inputs.padding(batch, patchSide));
                     Tensor[] patchRunOutput = new Tensor[1];
                     Tensor patch;
                     if (datasetPatch != null) {
                         patch = datasetPatch;
                     } else if (ablationType == AblationType.RESAMPLE) {
-                        patch = model.srcOutputs(Inputs.input(batch, patchSide), patchPadding, null, patchRunOutput,
-                            patchBuffer);
+                        patch = model.srcOutputs(shared.tail(Inputs.input(batch, patchSide)), patchPadding, null,
+                            patchRunOutput, patchBuffer);
                     } else {
                         patch = Ablations.srcAblations(model, Inputs.input(batch, patchSide), patchPadding, ablationType);
                     }
@@ -104,12 +107,12 @@ public final class RunCircuits {
                         }
                     }
                     try (PatchableModel.PatchMode mode = model.patchMode(patch, currBuffer)) {
-                        UnpatchedPrefix prefix = new UnpatchedPrefix(model, batchScope);
+                        UnpatchedPrefix unpatched = new UnpatchedPrefix(model, batchScope);
                         for (MaskSet set : maskSets.values()) {
                             if (set.allZero() || (set.allOne() && everyEdgeAblated != null)) continue;
                             Progress.checkInterrupted("run_circuits");
                             set.applyTo(model);
-                            results.runAndPut(set.edgeCount, () -> prefix.pass(set, input, padding));
+                            results.runAndPut(set.edgeCount, () -> unpatched.pass(set, input, padding));
                             progress.update("run_circuits", ++done, total);
                         }
                     }
@@ -124,6 +127,78 @@ public final class RunCircuits {
             last.applyTo(model);
         }
         return outputs.build();
+    }
+
+    /** How many leading positions a batch's passes share and skip under RESAMPLE ablation (tests). */
+    static int sharedPrefixLength(PatchableModel model, PromptPairBatch batch) {
+        return SharedPrefix.length(model, batch);
+    }
+
+    /**
+     * The token positions a batch's passes share. Where the clean and corrupt prompts of a batch agree on their first
+     * tokens (and padding), every source's clean and corrupt outputs agree there too (the model is causal), so under
+     * RESAMPLE ablation {@code patch − curr} is 0 at those positions in every pass and they are the unpatched run's:
+     * the batch runs on the remaining tokens only, over a frozen key/value cache of the prefix (AutoCircuit's
+     * "tail divergence", applied here automatically). Only where the output is the last position, the graph has no
+     * per-position masks, the model is a transformer and the caller handed it no caches of its own.
+     */
+    private static final class SharedPrefix implements AutoCloseable {
+        private static final SharedPrefix NONE = new SharedPrefix(null, 0, 0);
+        private final PatchableModel model;
+        private final int length;
+        private final long batchSize;
+
+        private SharedPrefix(PatchableModel model, int length, long batchSize) {
+            this.model = model;
+            this.length = length;
+            this.batchSize = batchSize;
+        }
+
+        /** How many leading positions the batch's clean and corrupt sides share (tokens and padding); 0 when unusable. */
+        static int length(PatchableModel model, PromptPairBatch batch) {
+            if (!model.isTransformer() || model.hasKvCaches() || model.graph().seqLen().isPresent()
+                || model.outputSlice() != org.autocircuit.model.OutputSlice.LAST_SEQ
+                || batch.clean().dtype() != HostTensor.DType.INT64) {
+                return 0;
+            }
+            long[] clean = batch.clean().longs(), corrupt = batch.corrupt().longs();
+            long[] cleanPad = batch.cleanPadding() == null ? null : batch.cleanPadding().longs();
+            long[] corruptPad = batch.corruptPadding() == null ? null : batch.corruptPadding().longs();
+            if ((cleanPad == null) != (corruptPad == null)) return 0;
+            int rows = batch.batchSize(), seq = batch.seqLen();
+            int shared = 0;
+            outer:
+            for (; shared < seq - 1; shared++) {   // keep at least the last position to run
+                for (int r = 0; r < rows; r++) {
+                    int at = r * seq + shared;
+                    if (clean[at] != corrupt[at] || (cleanPad != null && cleanPad[at] != corruptPad[at])) break outer;
+                }
+            }
+            return shared;
+        }
+
+        /** Builds and hands the model the prefix's cache (run on {@code side}, equal to the other side there). */
+        static SharedPrefix cache(PatchableModel model, PromptPairBatch batch, Ablations.CleanCorrupt side, int length) {
+            if (length == 0) return NONE;
+            org.autocircuit.model.HookedTransformer t = (org.autocircuit.model.HookedTransformer) model.model();
+            try (PointerScope scope = new PointerScope()) {
+                Tensor tokens = Inputs.input(batch, side).narrow(1, 0, length).contiguous();
+                Tensor padding = Inputs.padding(batch, side);
+                model.addKvCache(t.buildKvCache(tokens, padding == null ? null : padding.narrow(1, 0, length).contiguous()));
+            }
+            return new SharedPrefix(model, length, batch.batchSize());
+        }
+
+        /** The positions after the prefix of a {@code [batch, seq]} tensor (null stays null). */
+        Tensor tail(Tensor t) {
+            if (t == null || length == 0) return t;
+            return t.narrow(1, length, t.size(1) - length).contiguous();
+        }
+
+        @Override
+        public void close() {
+            if (length > 0) model.removeKvCache(batchSize);
+        }
     }
 
     /**
@@ -144,7 +219,7 @@ public final class RunCircuits {
         UnpatchedPrefix(PatchableModel model, PointerScope batchScope) {
             this.model = model;
             this.batchScope = batchScope;
-            this.usable = model.isTransformer() && model.graph().factorized() && !model.hasKvCaches();
+            this.usable = model.isTransformer() && model.graph().factorized();
         }
 
         /** One patched pass with the masks already set: the final residual (transformers) or the output. */

@@ -26,7 +26,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  *   <li>Q/K/V inputs in compact form (heads that share the most common mask row are projected together) equal the
  *       per-head form, which passes with gradients still use, for mask patterns from all-shared to all-different;</li>
  *   <li>run_circuits' all-0 and all-1 circuits, answered by the plain pass and by the pass that computed the
- *       resample values, equal real patched passes, also when the two sides are padded differently.</li>
+ *       resample values, equal real patched passes, also when the two sides are padded differently;</li>
+ *   <li>circuits restarted at their first patched block, and run on the tokens after the prompts' shared prefix
+ *       over a cache of it, equal whole passes over whole prompts.</li>
  * </ul>
  * Both on the reference kernels and, when the library is present, the native ones.
  */
@@ -178,6 +180,10 @@ class PassShortcutsTest {
             // 3 edges: records the prefix; block1Edges + 5: starts at block 0 and rewrites its sources; 1 and 25:
             // patched only in block 1, yet must start at block 0 now
             List<Integer> counts = List.of(3, block1Edges + 5, 1, 25);
+            // these prompts also share their first tokens (BOS, "When"), so the passes run on the rest only
+            for (PromptPairBatch batch : batches) {
+                assertTrue(RunCircuits.sharedPrefixLength(model, batch) >= 2, "shared prefix of batch " + batch.key());
+            }
             for (PatchType type : new PatchType[] {PatchType.EDGE_PATCH}) {
                 CircuitOutputs outs = RunCircuits.run(model, batches, counts, scores, type, AblationType.RESAMPLE, false);
                 for (int k : counts) {
