@@ -204,6 +204,18 @@ public final class HookedTransformer implements HookedModel {
      */
     public Tensor forwardResidual(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks,
                                   OutputSlice slice, Tensor[] residPre) {
+        return forwardResidual(tokens, attentionMask, cache, hooks, slice, residPre, false);
+    }
+
+    /**
+     * {@link #forwardResidual(Tensor, Tensor, KvCache, HookPoints, OutputSlice, Tensor[])}; with
+     * {@code lastPositionOnly} and {@link OutputSlice#LAST_SEQ}, the last block computes only what the last position
+     * needs: keys and values of every position, the rest (queries, attention output, MLP) of the last position only.
+     * The hooks of that block then see {@code [batch, 1, ...]} values for everything but the K/V inputs (which come
+     * before the Q input there). For callers that read only the output.
+     */
+    public Tensor forwardResidual(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks,
+                                  OutputSlice slice, Tensor[] residPre, boolean lastPositionOnly) {
         ensureOpen();
         long[] shape = tokens.shape();
         if (shape.length != 2) {
@@ -220,7 +232,8 @@ public final class HookedTransformer implements HookedModel {
         Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
             ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
         Tensor resid = embed.add(posEmbed);                                            // [batch, seq, dModel]
-        return slice.apply(runBlocksResid(0, resid, keyMask, cache, hooks, residPre));
+        return slice.apply(runBlocksResid(0, resid, keyMask, cache, hooks, residPre,
+            lastPositionOnly && slice == OutputSlice.LAST_SEQ));
     }
 
     /**
@@ -235,7 +248,7 @@ public final class HookedTransformer implements HookedModel {
         }
         long[] shape = residPre.shape();
         Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
-        return unembed(slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null)));
+        return unembed(slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null, false)));
     }
 
     /**
@@ -245,13 +258,20 @@ public final class HookedTransformer implements HookedModel {
      */
     public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
                                     HookPoints hooks, OutputSlice slice) {
+        return residualFromBlock(startBlock, residPre, attentionMask, cache, hooks, slice, false);
+    }
+
+    /** {@link #residualFromBlock(int, Tensor, Tensor, KvCache, HookPoints, OutputSlice)}, {@code lastPositionOnly} as in {@link #forwardResidual}. */
+    public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
+                                    HookPoints hooks, OutputSlice slice, boolean lastPositionOnly) {
         ensureOpen();
         if (startBlock < 0 || startBlock >= cfg.nLayers()) {
             throw new IllegalArgumentException("startBlock " + startBlock + " outside [0, " + cfg.nLayers() + ")");
         }
         long[] shape = residPre.shape();
         Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
-        return slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null));
+        return slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null,
+            lastPositionOnly && slice == OutputSlice.LAST_SEQ));
     }
 
     /** {@code ln_final} then {@code W_U}: the logits {@code [..., dVocab]} of a final residual stream {@code [..., dModel]}. */
@@ -278,18 +298,19 @@ public final class HookedTransformer implements HookedModel {
                 Tensor ln = layerNorm(resid, w.ln1W(), w.ln1B());
                 keys[b] = projectShared(ln, w.wKFlat(), w.bK());
                 values[b] = projectShared(ln, w.wVFlat(), w.bV());
-                resid = blockForward(b, resid, keyMask, null, HookPoints.NONE, keys[b], values[b]);
+                resid = blockForward(b, resid, keyMask, null, HookPoints.NONE, keys[b], values[b], false);
             }
         }
         return KvCache.of(keys, values, prefixMask, shape[0], shape[1]);
     }
 
     private Tensor runBlocksResid(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
-                                  Tensor[] residPre) {
+                                  Tensor[] residPre, boolean lastPositionOnly) {
         for (int b = start; b < cfg.nLayers(); b++) {
             resid = hooks.apply("blocks." + b + ".hook_resid_pre", resid);
             if (residPre != null) residPre[b] = resid;
-            resid = blockForward(b, resid, keyMask, cache, hooks, null, null);
+            resid = blockForward(b, resid, keyMask, cache, hooks, null, null,
+                lastPositionOnly && b == cfg.nLayers() - 1);
         }
         return resid;
     }
@@ -299,13 +320,20 @@ public final class HookedTransformer implements HookedModel {
      * uses those (already computed) keys and values.
      */
     private Tensor blockForward(int b, Tensor residPre, Tensor keyMask, KvCache cache, HookPoints hooks,
-                                Tensor cacheK, Tensor cacheV) {
+                                Tensor cacheK, Tensor cacheV, boolean lastPositionOnly) {
         Block w = blocks[b];
         String p = "blocks." + b + ".";
         Tensor q, k, v;
         Tensor attnIn = hooks.apply(p + "hook_attn_in", residPre);                    // [b, s, (h,) d]
         HeadInputs qIn, kIn, vIn;
-        if (attnIn.dim() == 3) {
+        if (attnIn.dim() == 3 && lastPositionOnly) {
+            // keys and values of every position first, then the query of the last one
+            long seq = attnIn.size(1);
+            kIn = hooks.headInputs(p + "hook_k_input", attnIn);
+            vIn = hooks.headInputs(p + "hook_v_input", attnIn);
+            qIn = hooks.headInputs(p + "hook_q_input", attnIn.narrow(1, seq - 1, 1));
+            residPre = residPre.narrow(1, seq - 1, 1);                                // what the residual adds read
+        } else if (attnIn.dim() == 3) {
             qIn = hooks.headInputs(p + "hook_q_input", attnIn);
             kIn = hooks.headInputs(p + "hook_k_input", attnIn);
             vIn = hooks.headInputs(p + "hook_v_input", attnIn);

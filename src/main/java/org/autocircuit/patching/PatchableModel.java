@@ -75,6 +75,7 @@ public final class PatchableModel implements AutoCloseable {
     private boolean training = false;
     private long maskBatchSize = 0;         // > 0 while per-example masks are active (see maskBatchSize)
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
+    private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
     private volatile boolean closed;
 
     private PatchableModel(HookedModel model, Graph graph, OutputSlice slice, Kernels kernels) {
@@ -198,7 +199,7 @@ public final class PatchableModel implements AutoCloseable {
         long batch = input.shape()[0];
         KvCache cache = cacheFor(batch);
         if (patchSrcOuts == null) {
-            return run(input, attentionMask, cache, HookPoints.NONE, residualOnly, residPre);
+            return run(input, attentionMask, cache, HookPoints.NONE, residualOnly, residPre, residualOnly && trimLastBlock(false));
         }
         checkPatchBatch(batch);
         // A pass from the first block produces every source before any destination reads it. Where it may
@@ -207,7 +208,7 @@ public final class PatchableModel implements AutoCloseable {
         // inspection and later forwardFromBlock passes.
         boolean shared = sharedBufferUsable(true);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
-        Tensor out = run(input, attentionMask, cache, hooks, residualOnly, residPre);
+        Tensor out = run(input, attentionMask, cache, hooks, residualOnly, residPre, residualOnly && trimLastBlock(shared));
         currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
@@ -256,9 +257,11 @@ public final class PatchableModel implements AutoCloseable {
         if (patchSrcOuts == null) throw new IllegalStateException("residualFromBlock needs patch mode");
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
-        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, sharedBufferUsable(false));
+        boolean shared = sharedBufferUsable(false);
+        PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, shared);
         hooks.exampleMasks = exampleMasks;
-        Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
+        Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice,
+            exampleMasks == null && trimLastBlock(shared));
         // as in forwardFromBlock: in place without gradients, a copy with them
         currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
         return out;
@@ -340,13 +343,14 @@ public final class PatchableModel implements AutoCloseable {
     public Tensor forwardWithHooks(Tensor input, Tensor attentionMask, HookPoints hooks) {
         ensureOpen();
         if (patchSrcOuts != null) throw new IllegalStateException("forwardWithHooks runs the unpatched model; leave patch mode first");
-        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"), false, null);
+        return run(input, attentionMask, cacheFor(input.shape()[0]), Objects.requireNonNull(hooks, "hooks"), false, null,
+            false);
     }
 
     private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, boolean residualOnly,
-                       Tensor[] residPre) {
+                       Tensor[] residPre, boolean lastPositionOnly) {
         if (model instanceof HookedTransformer t) {
-            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, residPre)
+            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, residPre, lastPositionOnly)
                 : t.forward(input, attentionMask, cache, hooks, slice, residPre);
         }
         return model.forward(input, attentionMask, hooks, slice);
@@ -370,6 +374,30 @@ public final class PatchableModel implements AutoCloseable {
      * gradients reach the current outputs, in-place writes into one buffer would make backward clone and zero-fill
      * the whole buffer's gradient once per write, so those passes concatenate per-module outputs instead.
      */
+    /**
+     * While the returned scope is open, {@link #forwardResidual} and {@link #residualFromBlock} passes without
+     * gradients may compute only what their (last-position) output needs in the last block; the current-output
+     * buffer's rows of that block's sources then hold the last position only. For run_circuits, which reads nothing
+     * else. Closing restores the previous setting.
+     */
+    OutputsOnly outputsOnly() {
+        boolean previous = outputsOnly;
+        outputsOnly = true;
+        return () -> outputsOnly = previous;
+    }
+
+    /** The scope of {@link #outputsOnly()}. */
+    interface OutputsOnly extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Whether a residual-only pass (shared-buffer or plain) may trim the last block: see {@link #outputsOnly()}. */
+    private boolean trimLastBlock(boolean shared) {
+        return outputsOnly && (shared || patchSrcOuts == null) && slice == OutputSlice.LAST_SEQ
+            && graph.seqLen().isEmpty() && !org.bytedeco.pytorch.GradMode.is_enabled();
+    }
+
     /** How many Q/K/V destination groups patched passes have given their inputs in compact form (tests). */
     long compactHeadInputCount() {
         return compactHeadInputCount;
@@ -395,14 +423,18 @@ public final class PatchableModel implements AutoCloseable {
 
     /** Writes a source module's output into the buffer rows [srcStart, srcStart+count). */
     private static void writeSrc(Tensor buffer, SrcModule sm, Tensor out) {
+        // a pass that computed only the last positions of a block (outputsOnly) writes those
+        long positions = out.size(1), bufferPositions = buffer.size(2);
+        Tensor rows = buffer.narrow(0, sm.srcStart(), sm.count());
+        if (positions != bufferPositions) rows = rows.narrow(2, bufferPositions - positions, positions);
         if (sm.headed()) {
             Tensor heads = out.permute(2, 0, 1, 3);                       // [nHeads, batch, seq, dModel]
             if (heads.shape()[0] != sm.count()) {
                 throw new IllegalStateException(sm.moduleName() + " produced " + heads.shape()[0] + " heads, graph expects " + sm.count());
             }
-            buffer.narrow(0, sm.srcStart(), sm.count()).copy_(heads);
+            rows.copy_(heads);
         } else {
-            buffer.select(0, sm.srcStart()).copy_(out);
+            rows.select(0, 0).copy_(out);
         }
     }
 
@@ -502,7 +534,7 @@ public final class PatchableModel implements AutoCloseable {
         private Tensor patchDestination(DestModule dm, Tensor input) {
             Tensor ready = fused.remove(dm.moduleName());
             if (ready != null) return ready;
-            List<DestModule> group = qkvGroup(dm);
+            List<DestModule> group = input.size(1) == patch.size(2) ? qkvGroup(dm) : List.of(dm);
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
             boolean perExample = hasExampleMask(dm) || maskFn.addsBatchDim() || maskBatchSize > 0;
@@ -531,6 +563,12 @@ public final class PatchableModel implements AutoCloseable {
             Tensor curr = current(dm.inSrcStart(), dm.nIn());
             if (!currGradients) curr = curr.detach();
             Tensor patchIn = patch.narrow(0, dm.inSrcStart(), dm.nIn());
+            long positions = input.size(1), all = patchIn.size(2);
+            boolean lastPositions = positions != all;   // a trimmed last block (outputsOnly): its last positions
+            if (lastPositions) {
+                patchIn = patchIn.narrow(2, all - positions, positions);
+                curr = curr.narrow(2, all - positions, positions);
+            }
             // The kernels read [nIn, batch·seq·dModel] blocks. Buffers given by a caller may be views that are not
             // (a narrowed batch, say): copy those rows rather than hand the native kernels what they must reject.
             if (!patchIn.is_contiguous()) patchIn = patchIn.contiguous();
@@ -539,7 +577,7 @@ public final class PatchableModel implements AutoCloseable {
             // A shared pass reads source prefixes of one buffer in increasing order, so one running sum of the
             // differences serves all its destinations (used by the native kernels for mostly-1 binary masks).
             RunningDeltaSum sum = null;
-            if (shared && dm.inSrcStart() == 0) {
+            if (shared && dm.inSrcStart() == 0 && !lastPositions) {
                 if (running == null) running = RunningDeltaSum.startingAt(input);
                 sum = running;
             }
@@ -554,7 +592,7 @@ public final class PatchableModel implements AutoCloseable {
             if (dm == null || fused.containsKey(name) || !compactHeadInputsUsable(dm, value)) {
                 return HeadInputs.of(apply(name, value));
             }
-            List<DestModule> group = qkvGroup(dm);
+            List<DestModule> group = value.size(1) == patch.size(2) ? qkvGroup(dm) : List.of(dm);
             HeadInputs[] plans = compactHeadInputs(group, value);
             if (plans == null) return HeadInputs.of(apply(name, value));
             for (int i = 1; i < plans.length; i++) fusedHeadInputs.put(group.get(i).moduleName(), plans[i]);

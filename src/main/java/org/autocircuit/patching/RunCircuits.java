@@ -64,7 +64,8 @@ public final class RunCircuits {
         CircuitOutputs.Builder outputs = CircuitOutputs.builder();
         long total = (long) batches.size() * maskSets.size();
         long done = 0;
-        try (PointerScope runScope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+        try (PointerScope runScope = new PointerScope(); NoGradGuard g = new NoGradGuard();
+             PatchableModel.OutputsOnly o = model.outputsOnly()) {
             Tensor datasetPatch = ablationType.meanOverDataset()
                 ? Ablations.datasetMean(model, batches, ablationType) : null;
             // the patch values' and the current outputs' buffers, reused by every batch of the first batch's shape
