@@ -35,6 +35,24 @@ public interface HookPoints {
         return HeadInputs.of(apply(hookName, value));
     }
 
+    /**
+     * Whether these hooks look at (or change) the value of hook {@code hookName}. The model may skip forming a value no
+     * hook observes when it has a faster way to the same result (the attention pattern). By default, every one.
+     */
+    default boolean observes(String hookName) {
+        return true;
+    }
+
     /** Hooks that change nothing. */
-    HookPoints NONE = (name, value) -> value;
+    HookPoints NONE = new HookPoints() {
+        @Override
+        public Tensor apply(String hookName, Tensor value) {
+            return value;
+        }
+
+        @Override
+        public boolean observes(String hookName) {
+            return false;
+        }
+    };
 }

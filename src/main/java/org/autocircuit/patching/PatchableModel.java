@@ -306,13 +306,21 @@ public final class PatchableModel implements AutoCloseable {
             boolean reuse = into != null && java.util.Arrays.equals(into.shape(), new long[] {graph.nSrcs(), in[0], in[1], dModel});
             Tensor buffer = reuse ? into : torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
             boolean[] written = new boolean[graph.srcModules().size()];
-            HookPoints record = (name, value) -> {
-                Integer m = srcModuleIndex.get(name);
-                if (m != null) {
-                    writeSrc(buffer, graph.srcModules().get(m), value);
-                    written[m] = true;
+            HookPoints record = new HookPoints() {
+                @Override
+                public Tensor apply(String name, Tensor value) {
+                    Integer m = srcModuleIndex.get(name);
+                    if (m != null) {
+                        writeSrc(buffer, graph.srcModules().get(m), value);
+                        written[m] = true;
+                    }
+                    return value;
                 }
-                return value;
+
+                @Override
+                public boolean observes(String name) {
+                    return srcModuleIndex.containsKey(name);
+                }
             };
             KvCache cache = cacheFor(in[0]);
             Tensor out = model instanceof HookedTransformer t
@@ -582,6 +590,11 @@ public final class PatchableModel implements AutoCloseable {
                 sum = running;
             }
             return kernels.edgePatch(input, applied, patchIn, curr, layout, sum);
+        }
+
+        @Override
+        public boolean observes(String name) {
+            return destByHook.containsKey(name) || srcModuleIndex.containsKey(name);
         }
 
         @Override

@@ -109,6 +109,32 @@ class HookedTransformerGoldenTest {
         }
     }
 
+    /**
+     * Hooks that do not observe the attention pattern get libtorch's fused attention, hooks that do get the pattern
+     * formed explicitly: the two give the same logits at every position, with left padding (whose fully masked
+     * rows both paths set to 0) and without.
+     */
+    @Test
+    void fusedAttentionEqualsThePatternPath() {
+        PromptPairBatch batch = data.train().batches().get(0);
+        try (PointerScope scope = new PointerScope()) {
+            Tensor tokens = Inputs.clean(batch).narrow(0, 0, 4);                                // [4, 15]
+            Tensor mask = torch.ones(new long[] {4, 15}, new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+            mask.narrow(0, 0, 2).narrow(1, 0, 3).zero_();                                     // two prompts padded by 3
+            int[] patterns = {0};
+            HookPoints observing = (name, value) -> {
+                if (name.endsWith("attn.hook_pattern")) patterns[0]++;
+                return value;
+            };
+            for (Tensor m : new Tensor[] {null, mask}) {
+                Tensor fused = model.forward(tokens, m, HookPoints.NONE, OutputSlice.ALL);
+                Tensor explicit = model.forward(tokens, m, observing, OutputSlice.ALL);
+                assertClose(explicit, fused, 1e-4, (m == null ? "unpadded" : "padded") + " logits, fused vs pattern attention");
+            }
+            assertEquals(2 * model.config().nLayers(), patterns[0], "the observing hooks saw every block's pattern");
+        }
+    }
+
     /** A frozen cache of the shared prefix gives the same logits as running the whole prompt. */
     @Test
     void kvCacheOfAPrefixMatchesTheFullPass() {
