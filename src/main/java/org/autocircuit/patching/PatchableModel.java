@@ -323,9 +323,15 @@ public final class PatchableModel implements AutoCloseable {
                 }
             };
             KvCache cache = cacheFor(in[0]);
-            Tensor out = model instanceof HookedTransformer t
-                ? t.forward(input, attentionMask, cache, record, slice, residPre)
-                : model.forward(input, attentionMask, record, slice);
+            Tensor out;
+            if (model instanceof HookedTransformer t && trimLastBlock(false)) {
+                // outputsOnly: later passes read this block's sources at the last position only, as the output does
+                out = t.unembed(t.forwardResidual(input, attentionMask, cache, record, slice, residPre, true));
+            } else {
+                out = model instanceof HookedTransformer t
+                    ? t.forward(input, attentionMask, cache, record, slice, residPre)
+                    : model.forward(input, attentionMask, record, slice);
+            }
             if (output != null) output[0] = out;
             if (reuse) {
                 for (int m = 0; m < written.length; m++) {
@@ -383,10 +389,10 @@ public final class PatchableModel implements AutoCloseable {
      * the whole buffer's gradient once per write, so those passes concatenate per-module outputs instead.
      */
     /**
-     * While the returned scope is open, {@link #forwardResidual} and {@link #residualFromBlock} passes without
-     * gradients may compute only what their (last-position) output needs in the last block; the current-output
-     * buffer's rows of that block's sources then hold the last position only. For run_circuits, which reads nothing
-     * else. Closing restores the previous setting.
+     * While the returned scope is open, {@link #forwardResidual}, {@link #residualFromBlock} and {@link #srcOutputs}
+     * passes without gradients may compute only what their (last-position) output needs in the last block; the rows
+     * of that block's sources in the current-output and source buffers then hold the last position only. For
+     * run_circuits, which reads nothing else. Closing restores the previous setting.
      */
     OutputsOnly outputsOnly() {
         boolean previous = outputsOnly;
