@@ -163,10 +163,10 @@ struct SparsePlan {
 // only their minorities' sources too.
 // Returns false, leaving plan unspecified, when a value is not 0 or 1 or when the sparse form would not pay.
 // Costs per model dimension, in vector operations: both forms first form delta = patch - curr for the sources they
-// read (two loads and a store each: 3 per source); the dense form then does R * nIn multiply-adds with register
-// blocking (about a quarter of an operation each, measured with 36 Q/K/V rows: the sparse form paid up to a
-// quarter of the dense count; at least one per source for a few rows), the sparse one an add per minority edge, plus the sum of all deltas where a
-// majority-1 row needs it and no running sum gives it. So a single row (an MLP input) with a third of its edges
+// read (two loads and a store each: 3 per source). The dense form then does R * nIn multiply-adds with register
+// blocking, about a quarter of an operation each (with 36 Q/K/V rows the sparse form was measured to pay up to a
+// quarter of the dense count) and at least one per source for a few rows. The sparse form does an add per minority
+// edge, plus the sum of all deltas where a majority-1 row needs it and no running sum gives it. So a single row (an MLP input) with a third of its edges
 // set takes the sparse form, which reads only those sources, and 36 rows with many edges set the dense one.
 // With readAll (mask gradients: both forms read every source for the checksum) the sparse form is taken up to a
 // quarter of the dense multiply-adds, the rule this cost model generalises.

@@ -211,8 +211,8 @@ public final class HookedTransformer implements HookedModel {
      * {@link #forwardResidual(Tensor, Tensor, KvCache, HookPoints, OutputSlice, Tensor[])}; with
      * {@code lastPositionOnly} and {@link OutputSlice#LAST_SEQ}, the last block computes only what the last position
      * needs: keys and values of every position, the rest (queries, attention output, MLP) of the last position only.
-     * The hooks of that block then see {@code [batch, 1, ...]} values for everything but the K/V inputs (which come
-     * before the Q input there). For callers that read only the output.
+     * The hooks of that block then see {@code [batch, 1, ...]} values for everything but the K/V inputs. For callers
+     * that read only the output.
      */
     public Tensor forwardResidual(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks,
                                   OutputSlice slice, Tensor[] residPre, boolean lastPositionOnly) {
@@ -326,17 +326,14 @@ public final class HookedTransformer implements HookedModel {
         Tensor q, k, v;
         Tensor attnIn = hooks.apply(p + "hook_attn_in", residPre);                    // [b, s, (h,) d]
         HeadInputs qIn, kIn, vIn;
-        if (attnIn.dim() == 3 && lastPositionOnly) {
-            // keys and values of every position first, then the query of the last one
+        if (attnIn.dim() == 3) {
+            // lastPositionOnly: the query (and everything after attention) of the last position, keys and values of all
             long seq = attnIn.size(1);
+            Tensor queries = lastPositionOnly ? attnIn.narrow(1, seq - 1, 1) : attnIn;
+            qIn = hooks.headInputs(p + "hook_q_input", queries);
             kIn = hooks.headInputs(p + "hook_k_input", attnIn);
             vIn = hooks.headInputs(p + "hook_v_input", attnIn);
-            qIn = hooks.headInputs(p + "hook_q_input", attnIn.narrow(1, seq - 1, 1));
-            residPre = residPre.narrow(1, seq - 1, 1);                                // what the residual adds read
-        } else if (attnIn.dim() == 3) {
-            qIn = hooks.headInputs(p + "hook_q_input", attnIn);
-            kIn = hooks.headInputs(p + "hook_k_input", attnIn);
-            vIn = hooks.headInputs(p + "hook_v_input", attnIn);
+            if (lastPositionOnly) residPre = residPre.narrow(1, seq - 1, 1);        // what the residual adds read
         } else {
             qIn = HeadInputs.of(hooks.apply(p + "hook_q_input", attnIn));
             kIn = HeadInputs.of(hooks.apply(p + "hook_k_input", attnIn));

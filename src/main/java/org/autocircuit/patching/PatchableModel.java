@@ -380,15 +380,6 @@ public final class PatchableModel implements AutoCloseable {
     }
 
     /**
-     * Whether a pass may write source outputs (detached) in place into {@link #currSrcOuts} and let destinations
-     * read views of it. Without gradients, always. With them, only when no gradient flows through the current
-     * outputs ({@link #patchModeAtZeroMasks}) and the pass starts at the first block ({@code fromFirstBlock}): then
-     * the buffer is a constant to autograd, whose graph keeps no view of it (the native kernel keeps rows it must
-     * find unchanged at backward under a checksum, the reference one saves only {@code patch − curr}). Where
-     * gradients reach the current outputs, in-place writes into one buffer would make backward clone and zero-fill
-     * the whole buffer's gradient once per write, so those passes concatenate per-module outputs instead.
-     */
-    /**
      * While the returned scope is open, {@link #forwardResidual}, {@link #residualFromBlock} and {@link #srcOutputs}
      * passes without gradients may compute only what their (last-position) output needs in the last block; the rows
      * of that block's sources in the current-output and source buffers then hold the last position only. For
@@ -417,6 +408,15 @@ public final class PatchableModel implements AutoCloseable {
         return compactHeadInputCount;
     }
 
+    /**
+     * Whether a pass may write source outputs (detached) in place into {@link #currSrcOuts} and let destinations
+     * read views of it. Without gradients, always. With them, only when no gradient flows through the current
+     * outputs ({@link #patchModeAtZeroMasks}) and the pass starts at the first block ({@code fromFirstBlock}): then
+     * the buffer is a constant to autograd, whose graph keeps no view of it (the native kernel keeps rows it must
+     * find unchanged at backward under a checksum, the reference one saves only {@code patch − curr}). Where
+     * gradients reach the current outputs, in-place writes into one buffer would make backward clone and zero-fill
+     * the whole buffer's gradient once per write, so those passes concatenate per-module outputs instead.
+     */
     private boolean sharedBufferUsable(boolean fromFirstBlock) {
         boolean grad = org.bytedeco.pytorch.GradMode.is_enabled();
         return (!grad || (fromFirstBlock && !currGradients)) && currSrcOuts != null
@@ -548,7 +548,7 @@ public final class PatchableModel implements AutoCloseable {
         private Tensor patchDestination(DestModule dm, Tensor input) {
             Tensor ready = fused.remove(dm.moduleName());
             if (ready != null) return ready;
-            List<DestModule> group = input.size(1) == patch.size(2) ? qkvGroup(dm) : List.of(dm);
+            List<DestModule> group = qkvGroup(dm, input);
             Tensor[] applied = new Tensor[group.size()];
             for (int i = 0; i < applied.length; i++) applied[i] = appliedMask(group.get(i));
             boolean perExample = hasExampleMask(dm) || maskFn.addsBatchDim() || maskBatchSize > 0;
@@ -557,11 +557,15 @@ public final class PatchableModel implements AutoCloseable {
             return out[0];
         }
 
-        /** {@code dm} and, for a Q input, the K and V inputs of its block: they read the same sources, so one call patches them. */
-        private List<DestModule> qkvGroup(DestModule dm) {
+        /**
+         * {@code dm} and, for a Q input, the K and V inputs of its block: they read the same sources, so one call
+         * patches them. Not when the Q input has fewer positions than the sources ({@code input}: a last block that
+         * computes only the last position's query, while keys and values need every position).
+         */
+        private List<DestModule> qkvGroup(DestModule dm, Tensor input) {
             List<DestModule> group = new ArrayList<>(3);
             group.add(dm);
-            if (dm.moduleName().endsWith(".hook_q_input")) {
+            if (dm.moduleName().endsWith(".hook_q_input") && input.size(1) == patch.size(2)) {
                 String prefix = dm.moduleName().substring(0, dm.moduleName().length() - "hook_q_input".length());
                 for (String s : new String[] {"hook_k_input", "hook_v_input"}) {
                     DestModule other = destByHook.get(prefix + s);
@@ -611,7 +615,7 @@ public final class PatchableModel implements AutoCloseable {
             if (dm == null || fused.containsKey(name) || !compactHeadInputsUsable(dm, value)) {
                 return HeadInputs.of(apply(name, value));
             }
-            List<DestModule> group = value.size(1) == patch.size(2) ? qkvGroup(dm) : List.of(dm);
+            List<DestModule> group = qkvGroup(dm, value);
             HeadInputs[] plans = compactHeadInputs(group, value);
             if (plans == null) return HeadInputs.of(apply(name, value));
             for (int i = 1; i < plans.length; i++) fusedHeadInputs.put(group.get(i).moduleName(), plans[i]);

@@ -98,19 +98,19 @@ public final class RunCircuits {
                     // below: W_U (the largest matrix of GPT-2 small) is then read once per batch, not once per circuit.
                     PassResults results = new PassResults(model, batchScope);
                     for (MaskSet set : maskSets.values()) {
-                        if (set.allOne() && everyEdgeAblated != null) {
-                            results.putLogits(set.edgeCount, everyEdgeAblated);
-                            progress.update("run_circuits", ++done, total);
-                        } else if (set.allZero()) {
-                            Progress.checkInterrupted("run_circuits");
+                        if (set.needsPatchedPass(everyEdgeAblated != null)) continue;
+                        Progress.checkInterrupted("run_circuits");
+                        if (set.allZero()) {
                             results.runAndPut(set.edgeCount, () -> results.pass(input, padding));
-                            progress.update("run_circuits", ++done, total);
+                        } else {
+                            results.putLogits(set.edgeCount, everyEdgeAblated);
                         }
+                        progress.update("run_circuits", ++done, total);
                     }
                     try (PatchableModel.PatchMode mode = model.patchMode(patch, currBuffer)) {
                         UnpatchedPrefix unpatched = new UnpatchedPrefix(model, batchScope);
                         for (MaskSet set : maskSets.values()) {
-                            if (set.allZero() || (set.allOne() && everyEdgeAblated != null)) continue;
+                            if (!set.needsPatchedPass(everyEdgeAblated != null)) continue;   // answered above
                             Progress.checkInterrupted("run_circuits");
                             set.applyTo(model);
                             results.runAndPut(set.edgeCount, () -> unpatched.pass(set, input, padding));
@@ -128,6 +128,16 @@ public final class RunCircuits {
             last.applyTo(model);
         }
         return outputs.build();
+    }
+
+    /**
+     * Moves {@code t} from scope {@code from} (null or {@code to} itself: nothing to move) to {@code to}: {@code to}
+     * takes its reference first, since {@code detach} releases {@code from}'s and would free the tensor at count 0.
+     */
+    private static void moveToScope(Tensor t, PointerScope from, PointerScope to) {
+        if (from == null || from == to) return;
+        to.attach(t);
+        from.detach(t);
     }
 
     /** How many leading positions a batch's passes share and skip under RESAMPLE ablation (tests). */
@@ -211,11 +221,10 @@ public final class RunCircuits {
      */
     private static final class UnpatchedPrefix {
         private final PatchableModel model;
+        private final PointerScope batchScope;
         private final boolean usable;
         private Tensor[] residPre;
         private int valid;   // residPre[valid] and the buffer's sources before block `valid` are the unpatched ones
-
-        private final PointerScope batchScope;
 
         UnpatchedPrefix(PatchableModel model, PointerScope batchScope) {
             this.model = model;
@@ -235,10 +244,7 @@ public final class RunCircuits {
                 valid = Math.min(first, residPre.length - 1);
                 // keep the recorded streams beyond this pass's own scope: the batch's scope frees them
                 PointerScope passScope = PointerScope.getInnerScope();
-                for (Tensor r : residPre) {
-                    batchScope.attach(r);
-                    if (passScope != null && passScope != batchScope) passScope.detach(r);
-                }
+                for (Tensor r : residPre) moveToScope(r, passScope, batchScope);
                 return out;
             }
             int start = Math.min(first, valid);
@@ -275,8 +281,7 @@ public final class RunCircuits {
         void runAndPut(int edgeCount, java.util.function.Supplier<Tensor> pass) {
             try (PointerScope step = new PointerScope()) {
                 Tensor out = pass.get();
-                batchScope.attach(out);   // the batch scope's reference first: detach releases the step's
-                step.detach(out);
+                moveToScope(out, step, batchScope);
                 (model.isTransformer() ? residuals : logits).put(edgeCount, out);
             }
         }
@@ -310,6 +315,14 @@ public final class RunCircuits {
      *                          that is not 0; {@code Integer.MAX_VALUE} when none is
      */
     record MaskSet(int edgeCount, PruneScores masks, boolean allZero, boolean allOne, int firstPatchedBlock) {
+        /**
+         * Whether this circuit's output needs a patched pass: not when nothing is patched (a plain pass gives it),
+         * nor when everything is and the patch run's own output is at hand ({@code patchRunOutput}).
+         */
+        boolean needsPatchedPass(boolean patchRunOutput) {
+            return !allZero && !(allOne && patchRunOutput);
+        }
+
         static MaskSet of(PruneScores scores, float threshold, PatchType type) {
             Map<String, float[]> byModule = new LinkedHashMap<>();
             int count = 0, ones = 0, total = 0, firstBlock = Integer.MAX_VALUE;
