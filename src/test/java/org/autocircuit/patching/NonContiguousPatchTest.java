@@ -3,8 +3,6 @@ package org.autocircuit.patching;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.autocircuit.kernels.KernelAvailability;
-import org.autocircuit.kernels.NativeKernels;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
@@ -12,7 +10,6 @@ import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,12 +21,10 @@ class NonContiguousPatchTest {
 
     @Test
     void nonContiguousPatchAndCurrentBuffersGiveTheContiguousResult() {
-        Assumptions.assumeTrue(KernelAvailability.isAvailable(), () -> "native kernels unavailable: "
-            + KernelAvailability.unavailabilityCause());
         PromptPairBatch batch = Fixtures.ioi().train().batches().get(0);
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 NativeKernels.instance())) {
+                 Fixtures.kernels("native"))) {
             Tensor input = Inputs.input(batch, Ablations.CleanCorrupt.CORRUPT);
             Tensor padding = Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT);
             Tensor patch = Ablations.srcAblations(model, Inputs.clean(batch),

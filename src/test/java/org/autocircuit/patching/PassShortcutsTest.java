@@ -6,9 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 import java.util.Random;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.KernelAvailability;
-import org.autocircuit.kernels.Kernels;
-import org.autocircuit.kernels.NativeKernels;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
@@ -16,7 +13,6 @@ import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -34,20 +30,13 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class PassShortcutsTest {
 
-    private static Kernels kernels(String name) {
-        if (name.equals("reference")) return Kernels.reference();
-        Assumptions.assumeTrue(KernelAvailability.isAvailable(), () -> "native kernels unavailable: "
-            + KernelAvailability.unavailabilityCause());
-        return NativeKernels.instance();
-    }
-
     @ParameterizedTest(name = "{0} kernels")
     @ValueSource(strings = {"reference", "native"})
     void compactHeadInputsEqualThePerHeadPath(String kernelName) {
         PromptPairBatch batch = Fixtures.ioi().train().batches().get(0);
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 kernels(kernelName))) {
+                 Fixtures.kernels(kernelName))) {
             Tensor input = Inputs.input(batch, Ablations.CleanCorrupt.CORRUPT);
             Tensor padding = Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT);
             Tensor patch = Ablations.srcAblations(model, Inputs.clean(batch),
@@ -89,7 +78,7 @@ class PassShortcutsTest {
         List<PromptPairBatch> batches = Fixtures.ioi().test().batches();
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 kernels(kernelName))) {
+                 Fixtures.kernels(kernelName))) {
             int nEdges = model.graph().nEdges();
             PruneScores scores = randomScores(model, 5);
             for (PatchType type : PatchType.values()) {
@@ -126,7 +115,7 @@ class PassShortcutsTest {
             original.wrongAnswers());
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 kernels(kernelName))) {
+                 Fixtures.kernels(kernelName))) {
             int nEdges = model.graph().nEdges();
             CircuitOutputs outs = RunCircuits.run(model, List.of(batch), List.of(nEdges), randomScores(model, 6),
                 PatchType.EDGE_PATCH, AblationType.RESAMPLE, false);
@@ -165,7 +154,7 @@ class PassShortcutsTest {
         List<PromptPairBatch> batches = Fixtures.ioi().test().batches();
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 kernels(kernelName))) {
+                 Fixtures.kernels(kernelName))) {
             java.util.Map<String, float[]> byModule = new java.util.LinkedHashMap<>();
             Random random = new Random(8);
             int block1Edges = 0;

@@ -8,9 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 import org.autocircuit.algorithms.MaskGradient;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.KernelAvailability;
 import org.autocircuit.kernels.Kernels;
-import org.autocircuit.kernels.NativeKernels;
 import org.autocircuit.metrics.TensorOps;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.tasks.PromptPairBatch;
@@ -19,7 +17,6 @@ import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -38,19 +35,12 @@ class PerExampleMaskTest {
         batch = Fixtures.ioi().train().batches().get(0);
     }
 
-    static Kernels kernels(String path) {
-        if (path.equals("reference")) return Kernels.reference();
-        Assumptions.assumeTrue(KernelAvailability.isAvailable(), () -> "native kernels unavailable: "
-            + KernelAvailability.unavailabilityCause());
-        return NativeKernels.instance();
-    }
-
     @ParameterizedTest(name = "{0} kernels")
     @ValueSource(strings = {"reference", "native"})
     void exampleGradientsDifferAndSumToTheSharedGradient(String path) {
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
-                 kernels(path))) {
+                 Fixtures.kernels(path))) {
             PruneScores shared = MaskGradient.scores(model, List.of(batch), MaskGradient.Options.eap());
             int n = batch.batchSize();
             long[] maskShape = model.mask("blocks.1.hook_q_input").shape();
