@@ -54,6 +54,11 @@ public final class HookedTransformer implements HookedModel {
     @FunctionalInterface
     public interface WeightSource {
         Tensor load(String name, long... shape) throws IOException;
+
+        /** An optional tensor (the unembedding bias, which GPT-2 checkpoints lack): null when the source has none. */
+        default Tensor loadIfPresent(String name, long... shape) throws IOException {
+            return null;
+        }
     }
 
     private HookedTransformer(ModelConfig cfg, WeightSource hf) throws IOException {
@@ -100,7 +105,8 @@ public final class HookedTransformer implements HookedModel {
             } else {
                 wU = own(hf.load("lm_head.weight", cfg.dVocab(), d).t().contiguous());
             }
-            bU = null;   // GPT-2 has no unembedding bias
+            Tensor unembedBias = hf.loadIfPresent("lm_head.bias", cfg.dVocab());
+            bU = unembedBias == null ? null : own(unembedBias);   // GPT-2 has none; TL weight processing adds one
         } catch (IOException | RuntimeException e) {
             owned.close();
             throw e;
@@ -119,6 +125,15 @@ public final class HookedTransformer implements HookedModel {
      *                                  supported model, or a tensor's shape disagrees with {@code config.json}
      */
     public static HookedTransformer fromPretrained(Path folder) throws IOException {
+        return fromPretrained(folder, WeightProcessing.NONE);
+    }
+
+    /**
+     * {@link #fromPretrained(Path)} with the weights rewritten by {@code processing} before the model is built
+     * ({@link WeightProcessing#TL}: what AutoCircuit's {@code load_tl_model} does).
+     */
+    public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing) throws IOException {
+        java.util.Objects.requireNonNull(processing, "processing");
         if (!Files.isDirectory(folder)) {
             throw new IllegalArgumentException("model folder " + folder + " does not exist or is not a directory");
         }
@@ -132,7 +147,7 @@ public final class HookedTransformer implements HookedModel {
         }
         ModelConfig cfg = ModelConfig.fromHuggingFace(config);
         try (SafeTensors st = SafeTensors.open(weights)) {
-            return new HookedTransformer(cfg, st::load);
+            return new HookedTransformer(processing.config(cfg), processing.apply(cfg, st::load));
         }
     }
 

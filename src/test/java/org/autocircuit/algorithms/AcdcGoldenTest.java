@@ -4,61 +4,78 @@ import static org.autocircuit.testing.TensorAsserts.assertClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
 import java.util.stream.Stream;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.Kernels;
-import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.PatchableModel;
-import org.autocircuit.tasks.Datasets;
 import org.autocircuit.testing.Fixtures;
-import org.junit.jupiter.api.BeforeAll;
+import org.autocircuit.testing.GoldenFixture;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * ACDC against AutoCircuit (acdc_component.json, acdc_token.json): following the recorded visit order, every τ
- * run must keep exactly the recorded edges and give the recorded scores.
+ * ACDC against AutoCircuit (acdc_{component,token}.json of every golden fixture, on both kernel paths): following
+ * the recorded visit order, every τ run must keep exactly the recorded edges and give the recorded scores.
  */
 @Tag("golden")
 class AcdcGoldenTest {
-    static Datasets.LoadedDatasets data;
 
-    @BeforeAll
-    static void load() {
-        data = Fixtures.ioi();
+    /**
+     * Every run of every fixture's ACDC goldens on both kernel paths, except the reference path's multi-τ run on a
+     * token graph (four ACDC passes over 1,650 edges, about 40 s here): that one is in {@link #slowRuns()}; the
+     * reference path still runs both single-τ token runs by default.
+     */
+    static Stream<Arguments> runs() {
+        return runs(false);
     }
 
-    static Stream<Arguments> runs() {
+    static Stream<Arguments> slowRuns() {
+        return runs(true);
+    }
+
+    private static Stream<Arguments> runs(boolean slow) {
         List<Arguments> out = new ArrayList<>();
-        for (String kind : new String[] {"component", "token"}) {
-            JsonNode runs = golden(kind).get("runs");
-            for (int i = 0; i < runs.size(); i++) out.add(Arguments.of(kind, i, runs.get(i).get("taus").toString()));
-        }
+        GoldenFixture.casesWithKernels("acdc_{graph}.json").forEach(a -> {
+            GoldenFixture fixture = (GoldenFixture) a.get()[0];
+            String kind = (String) a.get()[1];
+            String kernels = (String) a.get()[2];
+            JsonNode runs = fixture.golden("acdc_" + kind + ".json").get("runs");
+            for (int i = 0; i < runs.size(); i++) {
+                boolean isSlow = kernels.equals("reference") && fixture.graph(kind).seqLen() != null
+                    && runs.get(i).get("taus").size() > 1;
+                if (isSlow == slow) out.add(Arguments.of(fixture, kind, i, runs.get(i).get("taus").toString(), kernels));
+            }
+        });
         return out.stream();
     }
 
-    @ParameterizedTest(name = "{0} graph, run {1}, taus {2}")
+    @ParameterizedTest(name = "{0} {1} graph, run {2}, taus {3}, {4} kernels")
     @MethodSource("runs")
-    void keptEdgesAndScoresMatchAutoCircuit(String kind, int runIndex, String tausText) {
-        JsonNode golden = golden(kind);
+    void keptEdgesAndScoresMatchAutoCircuit(GoldenFixture fixture, String kind, int runIndex, String tausText,
+                                            String kernels) {
+        check(fixture, kind, runIndex, tausText, kernels);
+    }
+
+    @Tag("slow")
+    @ParameterizedTest(name = "{0} {1} graph, run {2}, taus {3}, {4} kernels")
+    @MethodSource("slowRuns")
+    void slowRunsMatchAutoCircuit(GoldenFixture fixture, String kind, int runIndex, String tausText, String kernels) {
+        check(fixture, kind, runIndex, tausText, kernels);
+    }
+
+    private static void check(GoldenFixture fixture, String kind, int runIndex, String tausText, String kernels) {
+        JsonNode golden = fixture.golden("acdc_" + kind + ".json");
         JsonNode goldenRun = golden.get("runs").get(runIndex);
-        Integer seqLen = kind.equals("token") ? 15 : null;
-        // Kernels.best(): the native kernels by default, the reference with -Dautocircuit.kernels=reference (AcdcTest
-        // covers the reference path's fast and sequential forms on every build)
-        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true,
-                Kernels.best())) {
+        try (PatchableModel model = fixture.patchable(kind, Fixtures.kernels(kernels))) {
             Acdc.Options options = options(goldenRun.get("kwargs")).withVisitOrder(visitOrder(golden));
             long start = System.nanoTime();
-            PruneScores scores = Acdc.scores(PruneRun.of(model, data.train().batches()), options);
-            System.out.printf("ACDC %s taus %s: %.2f s (AutoCircuit %.2f s)%n", kind, tausText,
+            PruneScores scores = Acdc.scores(PruneRun.of(model, fixture.data().train().batches()), options);
+            System.out.printf("ACDC %s %s taus %s, %s kernels: %.2f s (AutoCircuit %.2f s)%n", fixture, kind, tausText, kernels,
                 (System.nanoTime() - start) / 1e9, goldenRun.get("seconds").asDouble());
 
             List<String> expectedKept = new ArrayList<>();
@@ -84,15 +101,6 @@ class AcdcGoldenTest {
                 assertTrue(noise <= expected.length / 20, noise + " edges differ at the noise floor");
             }
             assertClose(expected, actual, 0, 1e-6, kind + " scores for taus " + tausText);
-        }
-    }
-
-    /** The ACDC golden files write +inf as a bare {@code Infinity}, which needs a lenient parser. */
-    static JsonNode golden(String kind) {
-        try (var in = AcdcGoldenTest.class.getResourceAsStream("/fixtures/golden/acdc_" + kind + ".json")) {
-            return new ObjectMapper().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS.mappedFeature()).readTree(in);
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException(e);
         }
     }
 

@@ -19,6 +19,12 @@ import java.util.OptionalInt;
 import java.util.Set;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.autocircuit.model.ModelConfig;
+import org.autocircuit.testing.GoldenFixture;
+import java.util.stream.Stream;
 
 /**
  * The graphs agree exactly with the ones Python AutoCircuit built (fixtures/golden/graph.json for
@@ -101,20 +107,64 @@ class GraphGoldenTest {
         assertEquals(goldenKeys, ours, "edge sets");
     }
 
-    @Test
-    void gpt2TinyComponentGraph() throws IOException {
-        JsonNode c = load("graph.json").get("component");
-        Graph g = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, null);
-        assertEquals(11, c.get("n_src_nodes").asInt());
-        assertEquals(c.get("n_src_nodes").asInt(), g.nSrcs());
-        assertEquals(c.get("n_dest_nodes").asInt(), g.dests().size());
-        assertEquals(110, c.get("n_edges").asInt());
-        assertEquals(c.get("n_edges").asInt(), g.nEdges());
-        assertEquals(c.get("n_dest_modules").asInt(), g.destModules().size());
-        assertSrcNodes(c.get("src_nodes"), g);
-        assertDestNodes(c.get("dest_nodes"), g);
-        assertDestModules(c.get("dest_modules"), g);
-        assertEdges(c.get("edges"), g);
+    /**
+     * Every graph of every golden fixture (component and token; factorized, node and combined-Q/K/V layouts), built
+     * from the fixture model's config.json and the header's graph options: counts, node order, mask shapes and every
+     * edge's patch_idx. Token graphs list no edges of their own: they are the component graph's edges once per
+     * position, with the position prepended to patch_idx.
+     */
+    @ParameterizedTest(name = "{0} {1} graph")
+    @MethodSource("graphCases")
+    void gpt2GraphsMatchAutoCircuit(GoldenFixture fixture, String kind) throws IOException {
+        JsonNode root = fixture.golden("graph.json");
+        JsonNode t = root.get(kind);
+        GoldenFixture.GraphOptions options = fixture.graph(kind);
+        TransformerShape shape = ModelConfig.fromHuggingFace(fixture.modelPath().resolve("config.json")).shape();
+        Graph g = options.factorized()
+            ? Graph.transformerFactorized(shape, options.separateQkv(), options.seqLen())
+            : Graph.transformerUnfactorized(shape, options.seqLen());
+        JsonNode seqLen = t.get("seq_len");
+        assertEquals(seqLen.isNull() ? OptionalInt.empty() : OptionalInt.of(seqLen.asInt()), g.seqLen(), "seq_len");
+        assertEquals(t.get("n_src_nodes").asInt(), g.nSrcs(), "src count");
+        assertEquals(t.get("n_dest_nodes").asInt(), g.dests().size(), "dest count");
+        assertEquals(t.get("n_edges").asInt(), g.nEdges(), "edge count");
+        assertEquals(t.get("n_dest_modules").asInt(), g.destModules().size(), "dest module count");
+        assertSrcNodes(t.get("src_nodes"), g);
+        assertDestNodes(t.get("dest_nodes"), g);
+        assertDestModules(t.get("dest_modules"), g);
+        if (t.has("edges")) {
+            assertEdges(t.get("edges"), g);
+            return;
+        }
+        int positions = seqLen.asInt();
+        Map<Integer, Integer> perSeq = new HashMap<>();
+        for (Edge e : g.edges()) {
+            perSeq.merge(e.seqIdx().getAsInt(), 1, Integer::sum);
+        }
+        JsonNode golden = t.get("edges_per_seq_idx");
+        assertEquals(golden.size(), perSeq.size());
+        for (Iterator<Map.Entry<String, JsonNode>> it = golden.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            assertEquals(e.getValue().asInt(), perSeq.get(Integer.parseInt(e.getKey())), "position " + e.getKey());
+        }
+        List<JsonNode> expanded = new ArrayList<>();
+        for (int s = 0; s < positions; s++) {
+            for (JsonNode e : root.get("component").get("edges")) {
+                com.fasterxml.jackson.databind.node.ObjectNode copy = e.deepCopy();
+                copy.put("seq_idx", s);
+                com.fasterxml.jackson.databind.node.ArrayNode idx = copy.putArray("patch_idx");
+                idx.add(s);
+                for (JsonNode v : e.get("patch_idx")) {
+                    idx.add(v.asInt());
+                }
+                expanded.add(copy);
+            }
+        }
+        assertEdges(JSON.valueToTree(expanded), g);
+    }
+
+    static Stream<Arguments> graphCases() {
+        return GoldenFixture.cases("graph.json");
     }
 
     static void assertDestModules(JsonNode golden, Graph g) {
@@ -130,51 +180,6 @@ class GraphGoldenTest {
             assertEquals(inSrcs[1] - inSrcs[0], dm.nIn(), name + " nIn");
             assertEquals(m.get("mask_dims").toString().contains("dest_head"), dm.headed(), name + " headed");
         }
-    }
-
-    @Test
-    void gpt2TinyTokenGraph() throws IOException {
-        JsonNode root = load("graph.json");
-        JsonNode t = root.get("token");
-        JsonNode c = root.get("component");
-        Graph g = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, 15);
-        assertEquals(OptionalInt.of(15), g.seqLen());
-        assertEquals(15, t.get("seq_len").asInt());
-        assertEquals(1650, t.get("n_edges").asInt());
-        assertEquals(t.get("n_edges").asInt(), g.nEdges());
-        assertEquals(t.get("n_src_nodes").asInt(), g.nSrcs());
-        assertEquals(t.get("n_dest_nodes").asInt(), g.dests().size());
-        assertEquals(t.get("n_dest_modules").asInt(), g.destModules().size());
-        assertSrcNodes(t.get("src_nodes"), g);
-        assertDestNodes(t.get("dest_nodes"), g);
-        assertDestModules(t.get("dest_modules"), g);
-
-        Map<Integer, Integer> perSeq = new HashMap<>();
-        for (Edge e : g.edges()) {
-            perSeq.merge(e.seqIdx().getAsInt(), 1, Integer::sum);
-        }
-        JsonNode golden = t.get("edges_per_seq_idx");
-        assertEquals(golden.size(), perSeq.size());
-        for (Iterator<Map.Entry<String, JsonNode>> it = golden.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
-            assertEquals(e.getValue().asInt(), perSeq.get(Integer.parseInt(e.getKey())), "position " + e.getKey());
-        }
-
-        // "Same 110 edges as the component graph for each seq_idx; patch_idx = (seq_idx, ...)".
-        List<JsonNode> expanded = new ArrayList<>();
-        for (int s = 0; s < 15; s++) {
-            for (JsonNode e : c.get("edges")) {
-                com.fasterxml.jackson.databind.node.ObjectNode copy = e.deepCopy();
-                copy.put("seq_idx", s);
-                com.fasterxml.jackson.databind.node.ArrayNode idx = copy.putArray("patch_idx");
-                idx.add(s);
-                for (JsonNode v : e.get("patch_idx")) {
-                    idx.add(v.asInt());
-                }
-                expanded.add(copy);
-            }
-        }
-        assertEdges(JSON.valueToTree(expanded), g);
     }
 
     static void assertMicro(JsonNode m, Graph g) {

@@ -4,26 +4,27 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
 import org.autocircuit.metrics.PruneMetrics;
-import org.autocircuit.model.OutputSlice;
-import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
+import org.autocircuit.testing.GoldenFixture;
 import org.autocircuit.util.HostTensor;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * run_circuits against AutoCircuit's own outputs (circuit_metrics_{component,token}.json): edges ranked by the
- * golden EAP scores, EDGE_PATCH and TREE_PATCH × RESAMPLE, ZERO and TOKENWISE_MEAN_CORRUPT, on the test split.
+ * run_circuits against AutoCircuit's own outputs (circuit_metrics_{component,token}.json of every golden fixture,
+ * on both kernel paths): edges ranked by the golden EAP scores, EDGE_PATCH and TREE_PATCH × every ablation type the
+ * golden file holds, on the test split.
  * Checks the real edge counts (ties), every prompt's answer and wrong-answer logits and logsumexp (RESAMPLE),
  * the Logit Diff curve of every combination, and all eight metrics of the golden file through the metric registry
  * (Logit Diff, Clean and Corrupt KL Div, Correct Answer Percent, Answer Prob, Answer Logit, Logit Diff Percent,
@@ -31,31 +32,30 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 @Tag("golden")
 class GoldenRunCircuitsTest {
-    static Datasets.LoadedDatasets data;
 
-    @BeforeAll
-    static void load() {
-        data = Fixtures.ioi();
+    static Stream<Arguments> cases() {
+        return GoldenFixture.casesWithKernels("circuit_metrics_{graph}.json");
     }
 
-    @ParameterizedTest(name = "{0} graph")
-    @ValueSource(strings = {"component", "token"})
-    void runCircuitsMatchesAutoCircuit(String graphKind) {
-        JsonNode golden = Fixtures.golden("circuit_metrics_" + graphKind + ".json");
-        JsonNode scoresJson = Fixtures.golden("prune_scores_eap_mask_gradient_" + graphKind + ".json").get("prune_scores");
-        Integer seqLen = graphKind.equals("token") ? 15 : null;
+    @ParameterizedTest(name = "{0} {1} graph, {2} kernels")
+    @MethodSource("cases")
+    void runCircuitsMatchesAutoCircuit(GoldenFixture fixture, String graphKind, String kernels) {
+        JsonNode golden = fixture.golden("circuit_metrics_" + graphKind + ".json");
+        JsonNode scoresJson = fixture.golden("prune_scores_eap_mask_gradient_" + graphKind + ".json").get("prune_scores");
         List<Integer> counts = new ArrayList<>();
         golden.get("header").get("test_edge_counts").forEach(n -> counts.add(n.asInt()));
-        List<PromptPairBatch> test = data.test().batches();
-        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
+        List<PromptPairBatch> test = fixture.data().test().batches();
+        try (PatchableModel model = fixture.patchable(graphKind, Fixtures.kernels(kernels))) {
             PruneScores scores = Fixtures.pruneScores(model.graph(), scoresJson);
             for (PatchType patchType : PatchType.values()) {
-                for (AblationType ablation : List.of(AblationType.RESAMPLE, AblationType.ZERO, AblationType.TOKENWISE_MEAN_CORRUPT)) {
+                JsonNode byAblation = golden.get("measurements").get(patchType.name());
+                for (Iterator<String> it = byAblation.fieldNames(); it.hasNext(); ) {
+                    AblationType ablation = AblationType.valueOf(it.next());
                     CircuitOutputs outs = RunCircuits.run(model, test, counts, scores, patchType, ablation, false);
-                    JsonNode expected = golden.get("measurements").get(patchType.name()).get(ablation.name()).get("Logit Diff");
+                    JsonNode expected = byAblation.get(ablation.name()).get("Logit Diff");
                     List<Integer> expectedCounts = new ArrayList<>();
                     expected.forEach(p -> expectedCounts.add(p.get(0).asInt()));
-                    String where = graphKind + " " + patchType + " " + ablation;
+                    String where = fixture + " " + graphKind + " " + patchType + " " + ablation;
                     assertEquals(expectedCounts, List.copyOf(outs.edgeCounts()), where + ": real edge counts");
                     for (JsonNode point : expected) {
                         int count = point.get(0).asInt();
@@ -63,8 +63,7 @@ class GoldenRunCircuitsTest {
                             where + ": logit diff at " + count + " edges");
                     }
                     if (ablation == AblationType.RESAMPLE) checkPerPrompt(golden, patchType, outs, test, where);
-                    checkEveryMetric(golden.get("measurements").get(patchType.name()).get(ablation.name()), outs,
-                        new ModelMetricContext(model, test), where);
+                    checkEveryMetric(byAblation.get(ablation.name()), outs, new ModelMetricContext(model, test), where);
                 }
             }
         }
