@@ -16,19 +16,21 @@ import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
+import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
 import org.autocircuit.metrics.PruneMetric;
 import org.autocircuit.metrics.PruneMetrics;
 import org.autocircuit.metrics.Roc;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.CircuitOutputs;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.RunCircuits;
-import org.autocircuit.report.DiscoveryResult;
 import org.autocircuit.report.DiscoveryResult.AlgorithmResult;
 import org.autocircuit.report.DiscoveryResult.EdgeScore;
 import org.autocircuit.report.DiscoveryResult.FaithfulnessPoint;
+import org.autocircuit.report.DiscoveryResult;
 import org.autocircuit.report.DiscoveryResultBuilder;
 import org.autocircuit.report.HtmlReport;
 import org.autocircuit.tasks.LoadedTask;
@@ -63,6 +65,12 @@ final class DiscoverCommand implements Callable<Integer> {
 
     @Option(names = "--models-root", description = "Folder holding pretrained model folders (default: <home>/models).")
     Path modelsRoot;
+
+    @Option(names = "--weight-processing", defaultValue = "none", paramLabel = "none|tl",
+        description = "Rewrite the weights before use: none (as stored) or tl (TransformerLens's fold_ln, "
+            + "center_writing_weights, center_unembed, fold_value_biases, as AutoCircuit's load_tl_model). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String weightProcessing;
 
     @Option(names = "--algorithms", split = ",", defaultValue = DEFAULT_ALGORITHMS,
         description = "Algorithm keys or short names, comma-separated (default: ${DEFAULT-VALUE}; "
@@ -122,6 +130,7 @@ final class DiscoverCommand implements Callable<Integer> {
         List<RegisteredAlgorithm> algos = new ArrayList<>();
         for (String k : algorithms) algos.add(PruneAlgorithms.byKey(k));
         AblationType abl = AblationType.parse(ablation);
+        WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         PatchType pt = PatchType.parse(patchType);
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
@@ -141,7 +150,7 @@ final class DiscoverCommand implements Callable<Integer> {
         if (resultFile != null) checkWritable(resultFile, "--result");
 
         long t0 = System.nanoTime();
-        try (LoadedTask loaded = LoadedTask.load(t, paths);
+        try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing);
              ConsoleProgress progress = new ConsoleProgress(false)) {
             int nEdges = loaded.graph().nEdges();
             List<Integer> counts = circuitSizes(nEdges);

@@ -20,14 +20,15 @@ import org.autocircuit.metrics.PruneMetric;
 import org.autocircuit.metrics.PruneMetrics;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.OutputSlice;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.CircuitOutputs;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
 import org.autocircuit.tasks.Datasets;
-import org.autocircuit.tasks.Tokenizers;
 import org.autocircuit.tasks.LoaderOptions;
+import org.autocircuit.tasks.Tokenizers;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -44,6 +45,12 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Option(names = "--dataset", description = "Dataset JSON (AutoCircuit format). Default: the bundled 32 IOI prompts.")
     Path dataset;
+
+    @Option(names = "--weight-processing", defaultValue = "none", paramLabel = "none|tl",
+        description = "Rewrite the weights before use: none (as stored) or tl (TransformerLens's fold_ln, "
+            + "center_writing_weights, center_unembed, fold_value_biases, as AutoCircuit's load_tl_model). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String weightProcessing;
 
     @Option(names = "--batch-size", defaultValue = "8") int batchSize;
     @Option(names = "--train-size", defaultValue = "16") int trainSize;
@@ -70,6 +77,7 @@ final class EvaluateCommand implements Callable<Integer> {
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
         AblationType abl = AblationType.parse(ablation);
+        WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         PatchType pt = PatchType.parse(patchType);
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
@@ -79,7 +87,7 @@ final class EvaluateCommand implements Callable<Integer> {
         Integer seqLen = tokenCircuit ? loaded.train().seqLen().orElseThrow() : null;
 
         long t0 = System.nanoTime();
-        try (PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir), true,
+        try (PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing), true,
                 OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
             PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap());
             List<Integer> counts = edgeCounts != null ? edgeCounts
@@ -100,7 +108,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
     private void printTable(Path modelDir, Path data, PatchableModel pm, AblationType abl, PatchType pt, CircuitOutputs outs,
                             Map<String, List<Measurement>> results, double seconds) {
-        System.out.printf("model %s, dataset %s%n", modelDir, data);
+        System.out.printf("model %s (weight processing %s), dataset %s%n", modelDir, weightProcessing, data);
         System.out.printf("graph: %d sources, %d edges%s; scores: Edge Attribution Patching (train); %s, %s (test)%n%n",
             pm.graph().nSrcs(), pm.graph().nEdges(), tokenCircuit ? " (per token position)" : "", pt.displayName(), abl.displayName());
         StringBuilder header = new StringBuilder(String.format("%8s", "edges"));
@@ -127,6 +135,7 @@ final class EvaluateCommand implements Callable<Integer> {
         out.put("dataset", data.toString());
         out.put("n_edges", pm.graph().nEdges());
         out.put("token_circuit", tokenCircuit);
+        out.put("weight_processing", weightProcessing);
         out.put("algorithm", "Edge Attribution Patching");
         out.put("patch_type", pt.name());
         out.put("ablation_type", abl.name());

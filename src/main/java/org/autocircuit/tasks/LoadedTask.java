@@ -12,6 +12,7 @@ import org.autocircuit.graph.OfficialCircuit;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.PatchableModel;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -65,7 +66,17 @@ public final class LoadedTask implements AutoCloseable {
      * @throws IOException                     if a file cannot be read
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels) throws IOException {
+        return load(task, paths, kernels, WeightProcessing.NONE);
+    }
+
+    /**
+     * {@link #load(Task, TaskPaths, Kernels)} with the model's weights rewritten by {@code processing} first
+     * ({@link WeightProcessing#TL}: as AutoCircuit's {@code load_tl_model} loads models through TransformerLens).
+     */
+    public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing)
+            throws IOException {
         Objects.requireNonNull(task, "task");
+        Objects.requireNonNull(processing, "processing");
         Objects.requireNonNull(paths, "paths");
         if (task.unsupported() != null) {
             throw new UnsupportedOperationException("task '" + task.key() + "' cannot run in this port: "
@@ -94,7 +105,7 @@ public final class LoadedTask implements AutoCloseable {
         PromptDataLoader test = data.test();
         Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;
 
-        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir);
+        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing);
         PatchableModel model;
         try {
             model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), kernels);

@@ -4,15 +4,16 @@ import static org.autocircuit.testing.TensorAsserts.assertClose;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.List;
+import java.util.stream.Stream;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
-import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
+import org.autocircuit.testing.GoldenFixture;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -21,9 +22,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** The exact EAP form against AutoCircuit's golden scores, and against the mask-gradient form (SPEC §7.3's test). */
+/** The exact EAP form against AutoCircuit's golden scores, and against the mask-gradient form (AutoCircuit's test_eap). */
 class EdgeAttributionPatchingTest {
     static List<PromptPairBatch> train;
 
@@ -34,20 +37,23 @@ class EdgeAttributionPatchingTest {
     }
 
     static PatchableModel fixtureModel(String graphKind) {
-        return PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, graphKind.equals("token") ? 15 : null,
-            true, Kernels.reference());
+        return GoldenFixture.PRIMARY.patchable(graphKind, Kernels.reference());
+    }
+
+    static Stream<Arguments> exactCases() {
+        return GoldenFixture.cases("prune_scores_eap_exact_{graph}.json");
     }
 
     @Tag("golden")
-    @ParameterizedTest(name = "{0} graph")
-    @ValueSource(strings = {"component", "token"})
-    void matchesAutoCircuitGolden(String graphKind) {
-        try (PatchableModel model = fixtureModel(graphKind)) {
+    @ParameterizedTest(name = "{0} {1} graph")
+    @MethodSource("exactCases")
+    void matchesAutoCircuitGolden(GoldenFixture fixture, String graphKind) {
+        try (PatchableModel model = fixture.patchable(graphKind, Kernels.reference())) {
             PruneScores expected = Fixtures.pruneScores(model.graph(),
-                Fixtures.golden("prune_scores_eap_exact_" + graphKind + ".json").get("prune_scores"));
-            PruneScores actual = EdgeAttributionPatching.scores(model, train, EdgeAttributionPatching.Options.autoCircuit(),
-                Progress.NONE);
-            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + graphKind + " graph");
+                fixture.golden("prune_scores_eap_exact_" + graphKind + ".json").get("prune_scores"));
+            PruneScores actual = EdgeAttributionPatching.scores(model, fixture.data().train().batches(),
+                EdgeAttributionPatching.Options.autoCircuit(), Progress.NONE);
+            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + fixture + " " + graphKind + " graph");
         }
     }
 
@@ -96,7 +102,8 @@ class EdgeAttributionPatchingTest {
                 Tensor mask = model.mask(m);
                 assertClose(torch.full_like(mask, new org.bytedeco.pytorch.Scalar(0.25)), mask, 0, m + " mask after EAP");
             }
-            try (PatchableModel.PatchMode mode = model.patchMode(torch.zeros(model.nSrcs(), 8, 15, 64))) {
+            try (PatchableModel.PatchMode mode = model.patchMode(torch.zeros(model.nSrcs(), train.get(0).clean().shape()[0],
+                    train.get(0).clean().shape()[1], model.model().dModel()))) {
                 assertThrows(IllegalStateException.class, () -> EdgeAttributionPatching.scores(PruneRun.of(model, train)));
             }
         }

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.OptionalInt;
 import java.util.Set;
+import java.util.stream.Stream;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
@@ -23,13 +24,16 @@ import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Answers;
 import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
+import org.autocircuit.testing.GoldenFixture;
 import org.autocircuit.util.HostTensor;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** Random scores, ground truth and activation magnitude (SPEC §7.6–7.8). */
+/** Random scores, ground truth and activation magnitude. */
 class SimpleAlgorithmsTest {
 
     static Graph componentGraph() {
@@ -45,16 +49,24 @@ class SimpleAlgorithmsTest {
      * in an order the golden file records. A fresh libtorch CPU generator seeded with 0, drawing in that order,
      * gives the same numbers bit for bit.
      */
+    static Stream<Arguments> randomCases() {
+        return GoldenFixture.cases("prune_scores_random_{graph}.json");
+    }
+
     @Tag("golden")
-    @Test
-    void randomReproducesAutoCircuitGivenItsDrawOrder() {
-        Graph g = componentGraph();
-        JsonNode golden = Fixtures.golden("prune_scores_random_component.json");
+    @ParameterizedTest(name = "{0} {1} graph")
+    @MethodSource("randomCases")
+    void randomReproducesAutoCircuitGivenItsDrawOrder(GoldenFixture fixture, String kind) {
+        Graph g;
+        try (PatchableModel model = fixture.patchable(kind, Kernels.reference())) {
+            g = model.graph();
+        }
+        JsonNode golden = fixture.golden("prune_scores_random_" + kind + ".json");
         List<String> order = new ArrayList<>();
         golden.get("rng_draw_order_this_run").forEach(n -> order.add(n.asText()));
         PruneScores expected = Fixtures.pruneScores(g, golden.get("prune_scores"));
         PruneScores actual = RandomScores.scores(g, 0L, order);
-        assertArrayEquals(expected.flat(), actual.flat(), "random scores with seed 0 in AutoCircuit's draw order");
+        assertArrayEquals(expected.flat(), actual.flat(), fixture + ": random scores with seed 0 in AutoCircuit's draw order");
     }
 
     @Test

@@ -206,6 +206,7 @@ class EdgePatchKernelTest {
             Tensor input = torch.randn(batch, seq, dModel).to(dtype);
             RunningDeltaSum running = RunningDeltaSum.startingAt(input);
             MaskLayout layout = new MaskLayout(false, true, true);
+            long longestRead = 0;
             for (long nIn : new long[] {3, 7, 12, 5}) {
                 Problem p = new Problem(batch, seq, dModel, nIn, heads, 3, layout, dtype, torch.ScalarType.Float, 500 + nIn);
                 float[][] values = binaryMasks(p, "few0");
@@ -218,8 +219,8 @@ class EdgePatchKernelTest {
                 for (int m = 0; m < masks.length; m++) {
                     assertClose(dtype + " nIn " + nIn + " out[" + m + "]", ref[m], nat[m], Tolerance.againstReference(dtype));
                 }
-                assertEquals(Math.max(nIn, running.rows() > nIn ? running.rows() : nIn), running.rows(),
-                        "rows held after reading " + nIn + " sources");
+                longestRead = Math.max(longestRead, nIn);
+                assertEquals(longestRead, running.rows(), "rows held after reading " + nIn + " sources");
             }
             assertEquals(12, running.rows(), "the sum holds the longest prefix read (12), not the last (5)");
             Tensor expected = patchAll.to(torch.ScalarType.Float).sub(currAll.to(torch.ScalarType.Float)).sum(0);
@@ -359,6 +360,78 @@ class EdgePatchKernelTest {
             RuntimeException e = assertThrows(RuntimeException.class, () -> out.sum().backward());
             assertTrue(e.getMessage().contains("edge_patch: patch or curr was modified in place between the forward "
                     + "and the backward pass"), e.getMessage());
+        }
+    }
+
+    /**
+     * The float64 ground truth that {@link #compare} holds both implementations to is TorchKernels itself; here it is
+     * held to the formula of {@link Kernels}, written out as plain loops in double precision, for every mask layout:
+     * outputs, mask gradients, curr's and input's gradients.
+     */
+    @ParameterizedTest(name = "batch {0}, seq {1}, head {2}")
+    @MethodSource("allLayouts")
+    void float64TruthEqualsTheFormulaByHand(boolean withBatch, boolean withSeq, boolean withHead) {
+        MaskLayout layout = new MaskLayout(withBatch, withSeq, withHead);
+        int batch = 2, seq = 3, dModel = 5, nIn = 4, heads = 3, masks = 2;
+        Problem p = new Problem(batch, seq, dModel, nIn, heads, masks, layout, torch.ScalarType.Double,
+                torch.ScalarType.Double, 31);
+        try (PointerScope scope = new PointerScope()) {
+            Inputs in = new Inputs(p);
+            Run run = KernelTestSupport.run(TorchKernels.INSTANCE, in, layout, torch.ScalarType.Double);
+            double[] input = doubles(in.input), patch = doubles(in.patch), curr = doubles(in.curr);
+            int h = withHead ? heads : 1;
+            double[] currGrad = new double[curr.length], inputGrad = new double[input.length];
+            for (int m = 0; m < masks; m++) {
+                double[] mask = doubles(in.masks[m]), up = doubles(in.upstream[m]);
+                double[] out = new double[batch * seq * h * dModel], maskGrad = new double[mask.length];
+                for (int b = 0; b < batch; b++) {
+                    for (int s = 0; s < seq; s++) {
+                        for (int hh = 0; hh < h; hh++) {
+                            int maskRow = (((withBatch ? b : 0) * (withSeq ? seq : 1) + (withSeq ? s : 0)) * h + hh) * nIn;
+                            for (int d = 0; d < dModel; d++) {
+                                int o = ((b * seq + s) * h + hh) * dModel + d;
+                                double v = input[(b * seq + s) * dModel + d];
+                                inputGrad[(b * seq + s) * dModel + d] += up[o];
+                                for (int i = 0; i < nIn; i++) {
+                                    int src = ((i * batch + b) * seq + s) * dModel + d;
+                                    v += mask[maskRow + i] * (patch[src] - curr[src]);
+                                    maskGrad[maskRow + i] += up[o] * (patch[src] - curr[src]);
+                                    currGrad[src] -= up[o] * mask[maskRow + i];
+                                }
+                                out[o] = v;
+                            }
+                        }
+                    }
+                }
+                assertArrayClose(out, doubles(run.outputs()[m]), "out[" + m + "] " + layout);
+                assertArrayClose(maskGrad, doubles(run.maskGrads()[m]), "masks[" + m + "].grad " + layout);
+            }
+            assertArrayClose(currGrad, doubles(run.currGrad()), "curr.grad " + layout);
+            assertArrayClose(inputGrad, doubles(run.inputGrad()), "input.grad " + layout);
+        }
+    }
+
+    static Stream<Arguments> allLayouts() {
+        List<Arguments> out = new ArrayList<>();
+        for (boolean b : new boolean[] {false, true}) {
+            for (boolean s : new boolean[] {false, true}) {
+                for (boolean h : new boolean[] {false, true}) out.add(Arguments.of(b, s, h));
+            }
+        }
+        return out.stream();
+    }
+
+    private static double[] doubles(Tensor t) {
+        Tensor c = t.to(torch.ScalarType.Double).contiguous();
+        double[] out = new double[(int) c.numel()];
+        c.data_ptr_double().get(out);
+        return out;
+    }
+
+    private static void assertArrayClose(double[] expected, double[] actual, String what) {
+        assertEquals(expected.length, actual.length, what + " size");
+        for (int i = 0; i < expected.length; i++) {
+            assertEquals(expected[i], actual[i], 1e-10 * (1 + Math.abs(expected[i])), what + " at " + i);
         }
     }
 

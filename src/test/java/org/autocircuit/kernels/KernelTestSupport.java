@@ -2,10 +2,10 @@ package org.autocircuit.kernels;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.fail;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.autocircuit.testing.NativeExpectation;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -13,11 +13,12 @@ import org.bytedeco.pytorch.global.torch;
 final class KernelTestSupport {
     private KernelTestSupport() {}
 
-    /** Skips the calling test, with the stated reason, when the native library is absent. */
+    /**
+     * When the native library is absent: fails the calling test where this run expects native kernels, skips it
+     * with the stated reason elsewhere ({@link NativeExpectation}).
+     */
     static void assumeNativeKernels() {
-        assumeTrue(KernelAvailability.isAvailable(),
-                () -> "native kernels unavailable (" + KernelAvailability.unavailabilityCause()
-                        + "); build them with mvn process-classes, see docs/native.md");
+        NativeExpectation.requireNativeKernels();
     }
 
     /** One edge_patch problem: sizes, layout, dtype and the seed of its random values. */

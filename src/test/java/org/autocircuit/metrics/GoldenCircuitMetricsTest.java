@@ -50,7 +50,10 @@ class GoldenCircuitMetricsTest {
     private static Fixture fixture(String patchType) {
         JsonNode detail = root.path("run_circuits_resample_detail").path(patchType);
         // The unpatched clean model: TREE_PATCH with every edge in the circuit patches nothing.
-        JsonNode clean = root.path("run_circuits_resample_detail").path("TREE_PATCH").path("110");
+        JsonNode tree = root.path("run_circuits_resample_detail").path("TREE_PATCH");
+        String allEdges = root.path("header").path("test_edge_counts").get(root.path("header").path("test_edge_counts").size() - 1).asText();
+        JsonNode clean = tree.path(allEdges);
+        if (clean.isMissingNode()) throw new IllegalStateException("no TREE_PATCH detail at " + allEdges + " edges");
         int nBatches = clean.size();
         List<PromptPairBatch> batches = new ArrayList<>();
         for (int b = 0; b < nBatches; b++) {
@@ -141,6 +144,7 @@ class GoldenCircuitMetricsTest {
     void correctAnswerPercentIsConsistent(String patchType) {
         // The recorded value is 0 everywhere: no answer is the argmax of the vocabulary. The filler column stands for the
         // rest of the vocabulary, whose log-sum-exp exceeds both answer logits, so it is the argmax here too.
+        // CorrectAnswerPercentGoldenTest checks the metric where it is not 0.
         assertMatches(patchType, PruneMetrics.CORRECT_ANSWER_PERCENT, 0, 0, fixture(patchType));
     }
 }

@@ -11,14 +11,12 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.kernels.KernelAvailability;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.kernels.NativeKernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.Gpt2Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * The test fixtures (src/test/resources/fixtures, copied from the golden set AutoCircuit produced; see its
@@ -38,14 +36,14 @@ public final class Fixtures {
     }
 
     /**
-     * The kernels of a parameterised test's path: {@code "reference"}, or {@code "native"}, which skips the calling
-     * test, saying why, when the native library is unavailable (docs/testing.md lists those skips).
+     * The kernels of a parameterised test's path: {@code "reference"}, or {@code "native"}, which, when the native
+     * library is unavailable, fails the calling test where this run expects native kernels and skips it, saying why,
+     * elsewhere ({@link NativeExpectation}; docs/testing.md lists those skips).
      */
     public static Kernels kernels(String path) {
         if (path.equals("reference")) return Kernels.reference();
         if (!path.equals("native")) throw new IllegalArgumentException("kernel path must be reference or native, got " + path);
-        Assumptions.assumeTrue(KernelAvailability.isAvailable(), () -> "native kernels unavailable: "
-            + KernelAvailability.unavailabilityCause());
+        NativeExpectation.requireNativeKernels();
         return NativeKernels.instance();
     }
 

@@ -18,8 +18,8 @@ import org.autocircuit.model.OutputSlice;
 import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Datasets;
-import org.autocircuit.tasks.Gpt2Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
+import org.autocircuit.tasks.Tokenizers;
 import org.junit.jupiter.params.provider.Arguments;
 
 /**
@@ -59,16 +59,21 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
     public record GraphOptions(boolean factorized, boolean separateQkv, Integer seqLen) {}
 
     /**
-     * The fixture of golden folder {@code goldenDir}: model and dataset are the folders of the same name as the
-     * header of its {@code graph.json} records (its last path element), under {@code fixtures/models} and
-     * {@code fixtures/datasets}.
+     * The fixture of golden folder {@code goldenDir} (relative to {@code fixtures/}): model folder and dataset are
+     * the paths the header of its {@code graph.json} records, relative to {@code fixtures/} once a leading
+     * {@code fixtures/} or {@code reference/} (where the generating script kept them) is dropped; e.g.
+     * {@code fixtures/models/gpt2-tiny-random} or {@code families/llama/model}.
      */
     public static GoldenFixture fromHeader(String goldenDir) {
         JsonNode header = read(goldenDir + "/graph.json").get("header");
-        String model = Path.of(header.get("model").asText()).getFileName().toString();
-        String dataset = Path.of(header.get("dataset").asText()).getFileName().toString();
-        String name = goldenDir.equals("golden") ? "primary" : Path.of(goldenDir).getFileName().toString();
-        return new GoldenFixture(name, goldenDir, "models/" + model, "datasets/" + dataset);
+        String name = goldenDir.equals("golden") ? "primary"
+            : goldenDir.replaceFirst("^golden/", "").replaceFirst("/golden$", "").replace('/', '-');
+        return new GoldenFixture(name, goldenDir, relative(header.get("model").asText()),
+            relative(header.get("dataset").asText()));
+    }
+
+    private static String relative(String recorded) {
+        return recorded.replaceFirst("^(fixtures|reference)/", "");
     }
 
     @Override
@@ -153,7 +158,7 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
 
     public Datasets.LoadedDatasets data() {
         try {
-            return Datasets.load(Fixtures.resource(dataset), loaderOptions(), new Gpt2Tokenizer());
+            return Datasets.load(Fixtures.resource(dataset), loaderOptions(), Tokenizers.forModel(modelPath()));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
