@@ -6,7 +6,7 @@
 // compiled with -mavx2 in one unit and without in the other, would be merged by the linker into one copy,
 // and the AVX2 copy could then run on a CPU without AVX2.
 //
-// Index names follow SPEC §4.3: t = token (b * seq + s), i = incoming source, r = output row (one per mask
+// Index names: t = token (b * seq + s), i = incoming source, r = output row (one per mask
 // and destination head, r = rowOffset[m] + h), d = model dimension.
 #pragma once
 

@@ -44,7 +44,7 @@ int64_t sparse_forward_count();
 /// One line describing the build, for logs.
 std::string build_info();
 
-/// Fused edge patching (SPEC §4.3) for masks.size() destination modules that read the same nIn sources:
+/// Fused edge patching for masks.size() destination modules that read the same nIn sources:
 ///
 ///   out[m][b, s, (h), :] = input[b, s, :] + sum_i masks[m][(b), (s), (h), i] * (patch[i, b, s, :] - curr[i, b, s, :])
 ///

@@ -1,8 +1,8 @@
-// edge_patch on CUDA: the fused masked-difference step of edge patching (SPEC §4.3), forward and the
+// edge_patch on CUDA: the fused masked-difference step of edge patching, forward and the
 // input/curr part of backward. No ATen here (see edge_patch_cuda.h); the glue is
 // src/main/cpp/autocircuit/edge_patch_cuda.cpp and the standalone check is edge_patch_check.cu.
 //
-// The step is bandwidth bound (PERFORMANCE.md: ~14 FLOP/byte in fp32), so the design goal is one read of
+// The step is bandwidth bound (about 14 FLOP/byte in fp32), so the design goal is one read of
 // patch and curr and one write of each output: a thread owns one (token, d) column, loops over the nIn
 // sources with coalesced loads, and keeps the partial sums of up to RC output rows in registers; the mask
 // rows of the token's group are staged in shared memory (all threads of a block read the same word: a

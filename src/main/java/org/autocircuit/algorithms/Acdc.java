@@ -19,7 +19,7 @@ import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 
 /**
- * Automatic Circuit DisCovery (Conmy et al., 2023), AutoCircuit's {@code acdc_prune_scores} (SPEC §7.2).
+ * Automatic Circuit DisCovery (Conmy et al., 2023), AutoCircuit's {@code acdc_prune_scores}.
  *
  * <p>Starting from the full model, ACDC visits the edges from the output backwards (destinations in the last
  * layer first) and ablates each one in turn. If ablating it moves the output away from the clean model's by less
@@ -141,7 +141,7 @@ public final class Acdc {
         void trial(int tauIndex, Edge edge, HostTensor output, Supplier<PruneScores> masks);
     }
 
-    /** ACDC scores (SPEC §7.2); leaves the model's masks at the last pass's circuit (SPEC §15.2). */
+    /** ACDC scores; leaves the model's masks at the last pass's circuit (quirk 2 of docs/quirks.md). */
     public static PruneScores scores(PruneRun run, Options options) {
         return scores(run, options, null);
     }

@@ -17,7 +17,7 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * Activation magnitude (SPEC §7.6), a baseline that ignores the task: every edge u→v scores the size of its
+ * Activation magnitude, a baseline that ignores the task: every edge u→v scores the size of its
  * source's output on the clean prompts, {@code |mean over batch, seq, dModel of out_u|}, averaged over batches.
  * Every destination reading u gives u the same score.
  *

@@ -12,7 +12,7 @@ import org.autocircuit.algorithms.SubnetworkProbing.FaithfulnessTarget;
 import org.autocircuit.tasks.PromptPairBatch;
 
 /**
- * Circuit probing (SPEC §7.5): {@link SubnetworkProbing} run once per circuit size, smallest first, each time aiming
+ * Circuit probing: {@link SubnetworkProbing} run once per circuit size, smallest first, each time aiming
  * at that size ({@code circuitSize}). The {@code size} top-scoring edges of run i that no smaller circuit claimed get
  * the score {@code len(sizes) − i}; edges in no circuit stay 0. So the smallest circuit's edges score highest, and
  * the scores are levels rather than magnitudes.
@@ -184,7 +184,7 @@ public final class CircuitProbing {
         }
     }
 
-    /** The circuit-probing scores (SPEC §7.5). Modifies the model's masks. */
+    /** The circuit-probing scores. Modifies the model's masks. */
     public static PruneScores scores(PruneRun run, Options options) {
         Graph graph = run.model().graph();
         List<Integer> sizes = resolveSizes(options.circuitSizes(), run.officialEdges(), graph.nEdges());
@@ -256,7 +256,7 @@ public final class CircuitProbing {
     }
 
     /**
-     * One step of SPEC §7.5: the edges of {@code newScores} at or above its top-{@code size} threshold that have no
+     * One step of circuit probing: the edges of {@code newScores} at or above its top-{@code size} threshold that have no
      * level yet get {@code level}; the others keep theirs.
      *
      * @param current   levels so far, one per edge in graph edge order (not modified)

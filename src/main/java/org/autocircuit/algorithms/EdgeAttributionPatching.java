@@ -22,7 +22,7 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * Edge Attribution Patching in its exact, reference form (Syed, Rager and Conmy, 2023, "Attribution Patching
- * Outperforms Automated Circuit Discovery"; SPEC §7.3).
+ * Outperforms Automated Circuit Discovery").
  *
  * <p>The score of edge u→v is the first-order estimate of how much the loss changes when u's contribution to v's
  * input is replaced by its corrupt value:

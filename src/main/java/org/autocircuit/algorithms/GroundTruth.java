@@ -6,7 +6,7 @@ import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
 
 /**
- * Ground truth (SPEC §7.8): the task's official circuit as scores, 1 for every official edge and 0 elsewhere.
+ * Ground truth: the task's official circuit as scores, 1 for every official edge and 0 elsewhere.
  * Measured like any algorithm, it shows how the known circuit does on each metric.
  */
 public final class GroundTruth {

@@ -16,14 +16,14 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Edge scores from the gradient of a task loss with respect to the edge masks (SPEC §7.1).
+ * Edge scores from the gradient of a task loss with respect to the edge masks.
  *
  * <p>At mask value 0 with logits and the average logit difference this is Edge Attribution Patching
  * (Syed, Rager and Conmy, 2023): the score of edge u→v is
  * {@code −Σ ∂(mean logit diff)/∂input_v · (patch_u − clean_u)}, a first-order estimate of what ablating
  * that edge does, from one corrupt pass, one patched pass and one backward pass per batch. With
  * {@code integratedGradSamples = n} the masks step through k/n for k = 0..n and the n+1 gradients are
- * summed (not averaged, no step size: SPEC §15.5), as AutoCircuit does.
+ * summed (not averaged, no step size: quirk 5 of docs/quirks.md), as AutoCircuit does.
  */
 public final class MaskGradient {
     private MaskGradient() {}
@@ -113,7 +113,7 @@ public final class MaskGradient {
         return scores(model, batches, options, Progress.NONE);
     }
 
-    /** Computes the scores; leaves the masks at the last value used (SPEC §15.2). */
+    /** Computes the scores; leaves the masks at the last value used (quirk 2 of docs/quirks.md). */
     public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options, Progress progress) {
         int points = options.integratedGradSamples() == null ? 1 : options.integratedGradSamples() + 1;
         long total = (long) points * batches.size(), done = 0;

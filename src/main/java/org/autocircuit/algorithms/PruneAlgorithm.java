@@ -4,7 +4,7 @@ import org.autocircuit.graph.PruneScores;
 
 /**
  * A circuit-discovery algorithm: it scores every edge of the model's graph from the training prompts. A higher
- * |score| means the edge matters more to the behaviour (SPEC §7). Implementations are stateless; everything a run
+ * |score| means the edge matters more to the behaviour. Implementations are stateless; everything a run
  * needs (model, prompts, official edges, seed, progress, checkpoint) arrives in the {@link PruneRun}.
  */
 @FunctionalInterface

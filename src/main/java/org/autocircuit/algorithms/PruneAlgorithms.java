@@ -10,7 +10,7 @@ import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 
 /**
- * The algorithm registry of SPEC §7.10: every algorithm AutoCircuit registers, with its key, name, short name and
+ * The algorithm registry: every algorithm AutoCircuit registers, with its key, name, short name and
  * bound parameters, in AutoCircuit's order. {@link #LISTED} is AutoCircuit's {@code PRUNE_ALGOS};
  * {@link #byKey(String)} also accepts a short name (case-insensitive) so that a command line can say {@code EAP}.
  */

@@ -13,7 +13,7 @@ import org.autocircuit.util.Progress;
  * Everything one algorithm run reads: the patchable model (whose graph the scores cover), the training batches,
  * and the optional extras some algorithms need.
  *
- * @param model         the model to score; algorithms may leave its masks changed (SPEC §15.2)
+ * @param model         the model to score; algorithms may leave its masks changed (quirk 2 of docs/quirks.md)
  * @param train         the training batches (ACDC reads only the first)
  * @param officialEdges the task's known circuit, or null; ground truth and circuit probing's "true_size" need it
  * @param progress      where long runs report progress; it may throw to cancel

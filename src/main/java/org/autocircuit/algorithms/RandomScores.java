@@ -13,7 +13,7 @@ import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Random scores (SPEC §7.7), the baseline every algorithm must beat: each edge scores U[0, 1).
+ * Random scores, the baseline every algorithm must beat: each edge scores U[0, 1).
  *
  * <p>The numbers come from libtorch's CPU generator (a Mersenne twister), seeded with the run's seed, drawn mask by
  * mask in the graph's canonical module order. A private generator is used, so the global torch RNG is left alone.

@@ -3,7 +3,7 @@ package org.autocircuit.algorithms;
 import java.util.Map;
 
 /**
- * One entry of the algorithm registry (SPEC §7.10): how tasks, the CLI and reports refer to an algorithm, the
+ * One entry of the algorithm registry: how tasks, the CLI and reports refer to an algorithm, the
  * parameters bound to it, and the function that scores the edges.
  *
  * @param key        AutoCircuit's registry key, e.g. {@code "Edge Answer Logit Diff Gradient At Clean"}; the identity

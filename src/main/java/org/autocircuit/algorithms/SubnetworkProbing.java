@@ -33,12 +33,12 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Subnetwork probing (SPEC §7.4): learn one mask logit per edge with Adam, trading faithfulness to the full model
+ * Subnetwork probing: learn one mask logit per edge with Adam, trading faithfulness to the full model
  * against the number of edges, after Cao, Sanh and Rush, "Low-Complexity Probing via Finding Subnetworks" (2021), with
  * AutoCircuit's edge-level formulation (the "Edge Pruning" of Bhaskar et al. 2024 is the same idea).
  *
  * <p>Mask 0 keeps an edge, 1 ablates it; ablated edges take the dataset mean of the corrupt prompts
- * ({@link AblationType#TOKENWISE_MEAN_CORRUPT}, hard-coded as in AutoCircuit, SPEC §15.4). Each optimiser step runs one
+ * ({@link AblationType#TOKENWISE_MEAN_CORRUPT}, hard-coded as in AutoCircuit: quirks.md). Each optimiser step runs one
  * batch with the masks passed through the mask function (by default a fresh hard-concrete sample per prompt), and
  * minimises {@code faithfulness + λ · regulariser}:
  * <ul>
@@ -48,7 +48,7 @@ import org.bytedeco.pytorch.global.torch;
  *       is the high masks.</li>
  * </ul>
  * With {@code circuitSize} the count is {@code relu(count − circuitSize) / circuitSize}, a target rather than a
- * minimum. The scores are {@code xtreme + sign · mask} (SPEC §7.4 step 5), so every score is ≥ 0 and the circuit's edges
+ * minimum. The scores are {@code xtreme + sign · mask}, so every score is ≥ 0 and the circuit's edges
  * score highest: tree: {@code |max mask| − mask}; otherwise {@code |min mask| + mask}.
  *
  * <h2>Randomness</h2>
@@ -145,7 +145,7 @@ public final class SubnetworkProbing {
      * @param initVal             the masks start at {@code +initVal} with tree optimisation, {@code −initVal} otherwise
      * @param circuitSize         the number of edges to aim for, or null to minimise the count
      * @param treeOptimisation    run on clean and learn what to ablate (true), or on corrupt and learn what to patch
-     * @param avoidEdges          edges penalised for being in the circuit (SPEC §8.7); empty for none
+     * @param avoidEdges          edges penalised for being in the circuit; empty for none
      * @param avoidLambda         weight of that penalty, shared by the avoided edges
      * @param faithfulnessTarget  the faithfulness term
      * @param validation          batches on which logprob-difference percents are recorded after every step (only a
@@ -281,7 +281,7 @@ public final class SubnetworkProbing {
         }
     }
 
-    /** The edge scores of one probing run (SPEC §7.4). Modifies the model's masks. */
+    /** The edge scores of one probing run. Modifies the model's masks. */
     public static PruneScores scores(PruneRun run, Options options) {
         return train(run, options).scores();
     }
@@ -434,7 +434,7 @@ public final class SubnetworkProbing {
     }
 
     /**
-     * SPEC §7.4 step 5: {@code xtreme + sign · mask} with xtreme = |max mask| and sign −1 for tree optimisation, else
+     * The final scores: {@code xtreme + sign · mask} with xtreme = |max mask| and sign −1 for tree optimisation, else
      * |min mask| and +1. Float arithmetic, as AutoCircuit adds a Python float to a float32 tensor.
      */
     static float[] scoresFromMasks(float[] masks, boolean tree) {

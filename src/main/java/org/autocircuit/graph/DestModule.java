@@ -8,7 +8,7 @@ import java.util.OptionalInt;
 /**
  * A module whose input is patched, with the dest nodes it hosts and the shape of its patch mask.
  *
- * <p>The mask layout is {@code [seqLen?][nodes.size() if headed][nIn]} (SPEC §4.1): one row per
+ * <p>The mask layout is {@code [seqLen?][nodes.size() if headed][nIn]}: one row per
  * head for modules like {@code hook_q_input}, and one column per src it reads. The columns are
  * the global src indices {@code [inSrcStart, inSrcStart + nIn)}: a prefix of all srcs in a
  * factorized graph (every earlier layer), the previous layer's srcs in an unfactorized graph.

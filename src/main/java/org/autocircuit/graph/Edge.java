@@ -43,7 +43,7 @@ public record Edge(SrcNode src, DestNode dest, OptionalInt seqIdx) {
 
     /**
      * {@code "{src.name}->{dest.name}"}. Derived, never stored, and independent of the token
-     * position, so a name picks out the same edge at every position (SPEC §2).
+     * position, so a name picks out the same edge at every position.
      */
     public String name() {
         return src.name() + "->" + dest.name();

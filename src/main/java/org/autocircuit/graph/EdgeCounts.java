@@ -1,7 +1,7 @@
 package org.autocircuit.graph;
 
 /**
- * The named ways of choosing which circuit sizes (edge counts) to evaluate (SPEC §2, §6.2).
+ * The named ways of choosing which circuit sizes (edge counts) to evaluate.
  */
 public enum EdgeCounts {
     /** Every count 0..nEdges: exhaustive, for small graphs (AutoCircuit's default up to 200 edges). */

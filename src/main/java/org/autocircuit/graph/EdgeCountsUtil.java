@@ -6,7 +6,7 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * {@code edge_counts_util} (SPEC §6.2): which circuit sizes to evaluate. Kept bug-for-bug with
+ * {@code edge_counts_util}: which circuit sizes to evaluate. Kept bug-for-bug with
  * AutoCircuit, including that removing 0 or nEdges removes only the first occurrence, as
  * Python's {@code list.remove} does.
  */

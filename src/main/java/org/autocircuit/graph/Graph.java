@@ -16,7 +16,7 @@ import java.util.RandomAccess;
 
 /**
  * AutoCircuit's computation graph of a model: src nodes, dest nodes grouped into dest modules,
- * and the edges between them (SPEC §3). Immutable and free of native resources, so it can be
+ * and the edges between them. Immutable and free of native resources, so it can be
  * shared by every model, algorithm and metric that talks about the same architecture.
  *
  * <h2>Edge order</h2>
@@ -24,7 +24,7 @@ import java.util.RandomAccess;
  * its mask entries in row-major order {@code (seq, head, src)}. Flattening every dest module's
  * patch mask and concatenating them in that order therefore gives exactly one value per edge of
  * {@code edges()}, at the same position, which is what {@link PruneScores#flat()} relies on.
- * AutoCircuit itself iterates Python sets here, whose order is not reproducible (SPEC §3.1).
+ * AutoCircuit itself iterates Python sets here, whose order is not reproducible.
  *
  * <h2>Canonical dest module order</h2>
  * By dest layer, then within a layer {@code q, k, v, attn_in, mlp_in, resid_mid, resid_post}
@@ -120,7 +120,7 @@ public final class Graph {
     // ---- factories ----
 
     /**
-     * The factorized graph of a TransformerLens model (SPEC §3.2): every src feeds every dest of a
+     * The factorized graph of a TransformerLens model: every src feeds every dest of a
      * later layer, because each component's output stays a separate term of the residual stream.
      *
      * @param shape       layers, heads, MLP and parallel flags
@@ -172,7 +172,7 @@ public final class Graph {
     }
 
     /**
-     * The unfactorized ("residual", node-patching) graph of a TransformerLens model (SPEC §3.4):
+     * The unfactorized ("residual", node-patching) graph of a TransformerLens model:
      * edges only join consecutive layers, through the residual checkpoints {@code hook_resid_mid}
      * and {@code hook_resid_post}, which are both a dest (their input is patched) and a src (the
      * patched output is re-emitted).
@@ -220,7 +220,7 @@ public final class Graph {
     }
 
     /**
-     * The graph of AutoCircuit's {@code MicroModel} (SPEC §3.5), a two-head toy model whose
+     * The graph of AutoCircuit's {@code MicroModel}, a two-head toy model whose
      * outputs are known in closed form and which the deterministic tests are written against.
      *
      * @param nLayers    number of blocks (2 in AutoCircuit's tests)

@@ -8,7 +8,7 @@ import java.util.OptionalInt;
  *
  * <p>{@link #layer()} is a <em>graph</em> layer, not a block index: in a transformer without
  * parallel attention and MLP one block spans two graph layers (attention, then MLP), because an
- * MLP can read its own block's heads. Edges are defined purely by comparing layers (SPEC §3.1).
+ * MLP can read its own block's heads. Edges are defined purely by comparing layers.
  *
  * <p>{@link #moduleName()} is the TransformerLens hook name (for example
  * {@code "blocks.3.attn.hook_result"}), kept as a string because prune scores and official

@@ -26,7 +26,7 @@ import java.util.OptionalInt;
 import java.util.Set;
 
 /**
- * A circuit that a paper found by hand (AutoCircuit's {@code metrics/official_circuits}, SPEC §8.4), as data: which
+ * A circuit that a paper found by hand (AutoCircuit's {@code metrics/official_circuits}), as data: which
  * edges (or, for the node-based variants, which attention heads) belong to it, and at which token positions.
  * Files live in {@code datasets/official-circuits/} and are read with {@link #read(Path)}; {@link #resolve} turns
  * one into the {@link Edge}s of a concrete {@link Graph}.

@@ -10,7 +10,7 @@ import java.util.Objects;
 
 /**
  * One score per edge, as AutoCircuit's {@code PruneScores = Dict[dest module -> tensor shaped
- * like its patch mask]} (SPEC §0.4, §2). Every pruning algorithm returns one; a larger |score|
+ * like its patch mask]}. Every pruning algorithm returns one; a larger |score|
  * means a more important edge, and circuits of k edges are the k largest |scores|.
  *
  * <p>Held on the host as one {@code float[]} in {@link Graph#edges()} order, which is the
@@ -130,7 +130,7 @@ public final class PruneScores {
     /**
      * {@code circuit_prune_scores(edge_dict=...)} keyed by edge name: each named edge gets its
      * value at every position. This is the intended behaviour; AutoCircuit's name branch looks the
-     * score up by Edge and throws (SPEC §15.8).
+     * score up by Edge and throws (quirk 8 of docs/quirks.md).
      *
      * @throws IllegalArgumentException for an unknown name or a null value
      */
@@ -220,7 +220,7 @@ public final class PruneScores {
     /**
      * {@code prune_scores_threshold(ps, k)}: +Infinity for k = 0 (no edge passes), else the k-th
      * largest |score| (1-based). Every edge with |score| &gt;= the threshold is in the circuit, so
-     * ties can admit more than k edges (SPEC §15.1).
+     * ties can admit more than k edges (quirk 1 of docs/quirks.md).
      *
      * @throws IllegalArgumentException if k &lt; 0 or k &gt; nEdges
      */

@@ -7,7 +7,7 @@ import java.util.List;
 /**
  * AutoCircuit's {@code TestEdges = EdgeCounts | List[int | float]}: either a named rule or an
  * explicit list of counts, where integers are edge counts and floating-point values are
- * fractions of all edges (SPEC §6.2). The Java type of each element, not its value, decides:
+ * fractions of all edges. The Java type of each element, not its value, decides:
  * {@code 1} is one edge, {@code 1.0} is every edge.
  */
 public sealed interface TestEdges {

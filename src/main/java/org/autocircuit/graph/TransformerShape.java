@@ -1,7 +1,7 @@
 package org.autocircuit.graph;
 
 /**
- * The few facts about a TransformerLens model that decide its graph (SPEC §3.2): the number of
+ * The few facts about a TransformerLens model that decide its graph: the number of
  * blocks and heads, whether blocks have MLPs (false for attention-only models) and whether
  * attention and MLP read the same residual stream in parallel (GPT-J / Pythia style).
  *

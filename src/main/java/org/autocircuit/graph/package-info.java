@@ -1,6 +1,6 @@
 /**
  * AutoCircuit's computation graph, as pure Java values: nodes, edges, the patch-mask layout
- * and {@link org.autocircuit.graph.PruneScores} (SPEC §2, §3, §6.2–6.3).
+ * and {@link org.autocircuit.graph.PruneScores}.
  *
  * <h2>The graph</h2>
  * A transformer's residual stream is a sum of terms written by <em>src</em> nodes (the

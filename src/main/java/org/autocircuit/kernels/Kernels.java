@@ -4,7 +4,7 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * The performance-critical step of edge patching: the masked sum of source differences that every
- * destination adds to its input (SPEC §4.3).
+ * destination adds to its input.
  *
  * <pre>
  *   out_m[b, s, (h), :] = input[b, s, :] + Σ_i mask_m[(b), (s), (h), i] · (patch[i, b, s, :] − curr[i, b, s, :])

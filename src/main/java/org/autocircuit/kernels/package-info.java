@@ -1,5 +1,5 @@
 /**
- * The performance-critical step of edge patching (SPEC §4.3), behind one seam:
+ * The performance-critical step of edge patching, behind one seam:
  * {@code out_m = input + Σ_i mask_m[.., i] · (patch[i] − curr[i])} for the destination modules that read the same
  * sources.
  *

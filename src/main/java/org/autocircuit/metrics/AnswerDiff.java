@@ -8,7 +8,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * AutoCircuit's {@code measure_answer_diff} (SPEC §8.1): for each circuit size, the mean over test batches of
+ * AutoCircuit's {@code measure_answer_diff}: for each circuit size, the mean over test batches of
  * {@link TensorOps#batchAvgAnswerDiff} of {@code probFunc(circuit output)}, i.e. the average difference between the
  * correct-answer and wrong-answer values.
  */

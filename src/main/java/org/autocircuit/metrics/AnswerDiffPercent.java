@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * AutoCircuit's {@code answer_diff_percent} (SPEC §8.1): how much of the full model's answer difference (correct minus
+ * AutoCircuit's {@code answer_diff_percent}: how much of the full model's answer difference (correct minus
  * wrong answers, after {@code probFunc}) each circuit recovers, in percent.
  *
  * <ul>

@@ -8,7 +8,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * AutoCircuit's {@code measure_answer_val} (SPEC §8.1): for each circuit size, the mean over test batches of
+ * AutoCircuit's {@code measure_answer_val}: for each circuit size, the mean over test batches of
  * {@link TensorOps#batchAvgAnswerVal} of {@code probFunc(circuit output)}: the average logit, probability or
  * log-probability of the correct (or, with {@code wrongAnswer}, the wrong) answers.
  */

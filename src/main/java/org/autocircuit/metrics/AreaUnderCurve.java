@@ -5,7 +5,7 @@ import java.util.Comparator;
 import java.util.List;
 
 /**
- * AutoCircuit's {@code measurements_auc} (SPEC §8.3): the trapezoidal area between a metric-versus-edge-count curve and
+ * AutoCircuit's {@code measurements_auc}: the trapezoidal area between a metric-versus-edge-count curve and
  * its value for the empty circuit.
  *
  * <p>The points are sorted by x, and the first x must be 0; its (raw, untransformed) y is the baseline b. For each

@@ -18,7 +18,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * Completeness "same under knockouts" (SPEC §8.6; after Wang et al. 2022's completeness criterion): a complete
+ * Completeness "same under knockouts" (after Wang et al. 2022's completeness criterion): a complete
  * circuit should react to knocking out a set of its own edges the way the whole model reacts to the same knockouts.
  *
  * <p>On the clean prompts with corrupt (resample) ablation values, for a circuit C (the top {@code circuitSize} edges

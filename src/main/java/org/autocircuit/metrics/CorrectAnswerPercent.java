@@ -9,7 +9,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * AutoCircuit's {@code measure_correct_ans_percent} (SPEC §8.1): for each circuit size, the mean over test batches of
+ * AutoCircuit's {@code measure_correct_ans_percent}: for each circuit size, the mean over test batches of
  * the proportion of prompts answered correctly, × 100. "Correct" means the answer has the highest logit of the whole
  * vocabulary or, with {@code outOfCorrectAndIncorrectAnswers}, a logit at least as high as every wrong answer's (the
  * comparison Rajamanoharan et al. use for sports players). Each prompt must have exactly one answer, and the answers must

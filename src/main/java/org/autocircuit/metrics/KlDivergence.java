@@ -10,7 +10,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * AutoCircuit's {@code measure_kl_div} (SPEC §8.1): the average KL divergence KL(full model ‖ circuit) between the
+ * AutoCircuit's {@code measure_kl_div}: the average KL divergence KL(full model ‖ circuit) between the
  * output distributions of the unpatched model (on the clean prompts, or with {@code compareToClean = false} the corrupt
  * prompts) and of each circuit. The batches are concatenated, so the average is over all rows (prompts × sliced
  * positions), and the value is clipped at 0 because rounding can make a KL of identical distributions slightly negative.

@@ -1,7 +1,7 @@
 package org.autocircuit.metrics;
 
 /**
- * One point of a metric curve: AutoCircuit's {@code (edge_count, value)} tuple (SPEC §2 {@code Measurements}).
+ * One point of a metric curve: AutoCircuit's {@code (edge_count, value)} tuple ({@code Measurements}).
  *
  * @param x the number of edges in the circuit (or, for {@link Faithfulness}, the fraction of edges)
  * @param y the metric value

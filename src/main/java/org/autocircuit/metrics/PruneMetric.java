@@ -4,7 +4,7 @@ import java.util.List;
 import org.autocircuit.patching.CircuitOutputs;
 
 /**
- * A metric of the output of a circuit on a task (AutoCircuit's {@code PruneMetric}, SPEC §8.1), with the plotting flags
+ * A metric of the output of a circuit on a task (AutoCircuit's {@code PruneMetric}), with the plotting flags
  * that go with it.
  *
  * <p>Equality is by {@link #key} alone: {@code fn} is usually a lambda, which records would compare by identity

@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The registry of prune metrics: AutoCircuit's {@code PRUNE_METRICS} / {@code PRUNE_METRIC_DICT} (SPEC §8.1), in the
+ * The registry of prune metrics: AutoCircuit's {@code PRUNE_METRICS} / {@code PRUNE_METRIC_DICT}, in the
  * same order, with the same keys, names and flags.
  */
 public final class PruneMetrics {

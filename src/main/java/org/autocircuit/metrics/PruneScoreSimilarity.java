@@ -8,7 +8,7 @@ import java.util.Map;
 import org.autocircuit.graph.PruneScores;
 
 /**
- * AutoCircuit's {@code prune_score_similarities} (SPEC §8.5): how much two algorithms' circuits of the same size overlap.
+ * AutoCircuit's {@code prune_score_similarities}: how much two algorithms' circuits of the same size overlap.
  *
  * <p>For an edge count k, each algorithm's circuit is every edge with |score| ≥ its k-th largest |score|
  * ({@link PruneScores#threshold}). If ties make either circuit larger than k, the similarity is NaN; otherwise it is

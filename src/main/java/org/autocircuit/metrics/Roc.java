@@ -12,7 +12,7 @@ import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
 
 /**
- * How well prune scores pick out an official circuit: AutoCircuit's {@code measure_task_roc} (SPEC §8.4), plus the
+ * How well prune scores pick out an official circuit: AutoCircuit's {@code measure_task_roc}, plus the
  * area under the resulting curve.
  *
  * <p>For each circuit size k (from {@code edge_counts_util}, or every size), the circuit is every edge whose |score|

@@ -14,7 +14,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * The answer arithmetic of AutoCircuit's {@code utils/tensor_ops.py} (SPEC §6.3), over libtorch tensors.
+ * The answer arithmetic of AutoCircuit's {@code utils/tensor_ops.py}, over libtorch tensors.
  *
  * <p>Every method that returns a {@link Tensor} is built from differentiable ops (gather, mean, sub, div, exp), so the
  * gradient-based prune algorithms can use it as their loss, exactly as AutoCircuit's mask-gradient code uses

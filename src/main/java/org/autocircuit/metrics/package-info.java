@@ -1,12 +1,12 @@
 /**
- * Metrics that score circuits found by edge patching: AutoCircuit's {@code auto_circuit/metrics/} (SPEC §8) and the
- * answer arithmetic of {@code utils/tensor_ops.py} (SPEC §6.3).
+ * Metrics that score circuits found by edge patching: AutoCircuit's {@code auto_circuit/metrics/} and the
+ * answer arithmetic of {@code utils/tensor_ops.py}.
  *
  * <ul>
  *   <li>{@link org.autocircuit.metrics.TensorOps}: differentiable answer/logit arithmetic over libtorch tensors, shared
  *       with the gradient-based prune algorithms (their loss is, say, minus the average logit difference).</li>
  *   <li>{@link org.autocircuit.metrics.PruneMetric} and the registry {@link org.autocircuit.metrics.PruneMetrics}: the 14
- *       prune metrics of SPEC §8.1, each mapping a circuit's outputs at every edge count to one
+ *       prune metrics of AutoCircuit, each mapping a circuit's outputs at every edge count to one
  *       {@link org.autocircuit.metrics.Measurement}. What a metric needs from the model (the unpatched clean and corrupt
  *       outputs, the test batches) comes through {@link org.autocircuit.metrics.MetricContext}, which the patching layer
  *       implements, so this package never runs a model itself.</li>

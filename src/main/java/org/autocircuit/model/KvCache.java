@@ -5,7 +5,7 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * A frozen key/value cache of a prompt prefix shared by every prompt of a batch (AutoCircuit's
- * "tail divergence", SPEC §1.2.6): forward passes read it and never append to it, so the prefix's keys
+ * "tail divergence"): forward passes read it and never append to it, so the prefix's keys
  * and values always come from the clean prefix and are never patched.
  *
  * <p>Owns its tensors; {@link #close()} frees them.

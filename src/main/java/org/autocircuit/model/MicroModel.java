@@ -6,7 +6,7 @@ import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * AutoCircuit's MicroModel (SPEC §3.5, §10.1): a deterministic toy "transformer" for exact tests.
+ * AutoCircuit's MicroModel: a deterministic toy "transformer" for exact tests.
  *
  * <p>Each block repeats its input {@code x [batch, seq, 2]} into two heads, multiplies head h
  * elementwise by row h of {@code [[1, 2], [3, 4]]}, and sums the heads; the residual adds it back:

@@ -5,7 +5,7 @@ import java.util.Locale;
 import java.util.stream.Collectors;
 
 /**
- * What an ablated (patched) edge carries instead of its current value (SPEC §5).
+ * What an ablated (patched) edge carries instead of its current value.
  */
 public enum AblationType {
     /** The source's activation on the other prompt of the pair (clean ↔ corrupt). */

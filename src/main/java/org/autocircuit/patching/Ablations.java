@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * The values ablated edges take: pass 1 of two-pass patching (SPEC §5). Every result is
+ * The values ablated edges take: pass 1 of two-pass patching. Every result is
  * {@code [nSrc, batch, seq, dModel]} in src_idx order, detached, and owned by the caller's scope.
  */
 public final class Ablations {

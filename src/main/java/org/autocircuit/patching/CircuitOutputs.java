@@ -9,10 +9,10 @@ import org.autocircuit.util.HostTensor;
 
 /**
  * The outputs of {@code runCircuits}: for every circuit size actually patched, the (sliced) model output
- * of every batch, keyed by batch key (SPEC §2 {@code CircuitOutputs}).
+ * of every batch, keyed by batch key ({@code CircuitOutputs}).
  *
  * <p>Keys are the <em>real</em> number of edges in the circuit, which can exceed the requested count when
- * scores tie at the threshold (SPEC §15.1). Counts iterate in ascending order; batches in the order they
+ * scores tie at the threshold (quirk 1 of docs/quirks.md). Counts iterate in ascending order; batches in the order they
  * were added. Values are host copies, so the object outlives every native scope.
  */
 public final class CircuitOutputs {

@@ -5,7 +5,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * How a destination's mask parameters become the mask used in the forward pass (SPEC §2, §4.3, §4.4).
+ * How a destination's mask parameters become the mask used in the forward pass.
  * 0 keeps an edge, 1 ablates it.
  */
 public enum MaskFn {
@@ -48,7 +48,7 @@ public enum MaskFn {
         };
     }
 
-    /** SPEC §4.4: u ~ U(0,1) clamped to [1e-4, 1−1e-4]; s = σ((ln u − ln(1−u) + m)/β); z = clamp(s(ζ−γ)+γ, 0, 1). */
+    /** The hard-concrete sample: u ~ U(0,1) clamped to [1e-4, 1−1e-4]; s = σ((ln u − ln(1−u) + m)/β); z = clamp(s(ζ−γ)+γ, 0, 1). */
     public static Tensor sampleHardConcrete(Tensor mask, long batchSize, boolean hasBatch) {
         Tensor m = mask;
         if (!hasBatch) {

@@ -1,6 +1,6 @@
 package org.autocircuit.patching;
 
-/** Which edges {@code runCircuits} patches (SPEC §2, §6.1). */
+/** Which edges {@code runCircuits} patches. */
 public enum PatchType {
     /** Patch the circuit's edges: run on corrupt, give circuit edges their clean values. */
     EDGE_PATCH,

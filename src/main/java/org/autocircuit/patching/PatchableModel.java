@@ -30,7 +30,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * A model whose edges can be patched (AutoCircuit's {@code PatchableModel}, SPEC §4).
+ * A model whose edges can be patched (AutoCircuit's {@code PatchableModel}).
  *
  * <p>Every destination module owns a mask shaped {@code [seq?][head?][nIn]}. In patch mode, each
  * forward pass records every source's output into a buffer {@code curr [nSrc, batch, seq, dModel]}
@@ -840,7 +840,7 @@ public final class PatchableModel implements AutoCloseable {
 
     /**
      * Enters patch mode with these ablation values. Modifies the model's state until the returned scope closes,
-     * which restores the previous patch state (so scopes nest). Masks are not restored (SPEC §15.2).
+     * which restores the previous patch state (so scopes nest). Masks are not restored (quirk 2 of docs/quirks.md).
      *
      * @param patchSrcOuts {@code [nSrc, batch, seq, dModel]} the value each source's edges take when ablated
      */
@@ -979,7 +979,7 @@ public final class PatchableModel implements AutoCloseable {
      * size. Closing writes element 0 back into the model's own masks (keeping their {@code requires_grad}) and frees
      * the batched ones; gradients read before closing stay valid. Unlike AutoCircuit, the other helpers keep
      * working inside the scope ({@link #setMasks} copies to every example, {@link #maskGradients} sums over them,
-     * the sigmoid mask function keeps the batch dimension): SPEC §15 quirk 15 is fixed. Does not nest.
+     * the sigmoid mask function keeps the batch dimension): quirk 15 of docs/quirks.md is fixed. Does not nest.
      *
      * @throws IllegalArgumentException when {@code batchSize < 1}
      * @throws IllegalStateException    when per-example masks are already active

@@ -15,14 +15,14 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * {@code run_circuits} (SPEC §6.1): for every requested edge count k, patch the circuit made of the k
+ * {@code run_circuits}: for every requested edge count k, patch the circuit made of the k
  * edges with the largest |score| and record the model's output on every batch.
  *
  * <p>EDGE_PATCH runs on the corrupt prompt and gives circuit edges their values from the clean prompt;
  * TREE_PATCH runs on clean and ablates every edge outside the circuit with values from corrupt
  * ({@code reverseCleanCorrupt} swaps the roles). Edges whose score ties with the threshold all join the
- * circuit, so outputs are keyed by the number of edges actually in it (SPEC §15.1).
- * Masks keep the last setting afterwards (SPEC §15.2).
+ * circuit, so outputs are keyed by the number of edges actually in it (quirk 1 of docs/quirks.md).
+ * Masks keep the last setting afterwards (quirk 2 of docs/quirks.md).
  *
  * <p>Two circuits need no patched pass. One whose masks are all 0 patches nothing, so its output is the unpatched
  * model's, computed by a plain pass. In the factorized graph, one whose masks are all 1 gives the output its input
@@ -121,7 +121,7 @@ public final class RunCircuits {
                 }
             }
         }
-        // the masks end as the last circuit's even when no pass needed them (SPEC §15.2)
+        // the masks end as the last circuit's even when no pass needed them (quirk 2 of docs/quirks.md)
         if (!maskSets.isEmpty() && !batches.isEmpty()) {
             MaskSet last = null;
             for (MaskSet set : maskSets.values()) last = set;

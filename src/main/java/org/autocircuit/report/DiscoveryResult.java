@@ -241,7 +241,7 @@ public record DiscoveryResult(int formatVersion, Run run, GraphInfo graph, List<
      * @param logX        the metric is meant to be read (and integrated) on a log edge axis
      * @param lowerBetter lower values are better
      * @param points      (real edge count, value), ascending edge count
-     * @param auc         area under the curve with the metric's own flags (SPEC §8.3), or null
+     * @param auc         area under the curve with the metric's own flags, or null
      */
     public record MetricCurve(String key, String name, boolean logX, boolean lowerBetter, List<CurvePoint> points,
                               Double auc) {
@@ -296,7 +296,7 @@ public record DiscoveryResult(int formatVersion, Run run, GraphInfo graph, List<
     }
 
     /**
-     * The ROC curve of the scores against an official circuit (SPEC §8.4 {@code measure_task_roc}).
+     * The ROC curve of the scores against an official circuit ({@code measure_task_roc}).
      *
      * @param officialCircuit   name of the official circuit
      * @param officialEdgeCount its number of edges

@@ -186,7 +186,7 @@ public final class DiscoveryResultBuilder {
         }
 
         /**
-         * One metric's curve. Its AUC (SPEC §8.3, with the metric's log flags) is recorded when the curve starts at 0
+         * One metric's curve. Its AUC (with the metric's log flags) is recorded when the curve starts at 0
          * edges and has at least two points, which is what the AUC needs.
          *
          * @param points (edge count, value) as {@link PruneMetric#measure} returns them
@@ -287,7 +287,7 @@ public final class DiscoveryResultBuilder {
         }
 
         /**
-         * The ROC curve against an official circuit (computed elsewhere, SPEC §8.4).
+         * The ROC curve against an official circuit (computed elsewhere).
          *
          * @param points (false positive rate, true positive rate) as measurements, in curve order
          */

@@ -30,7 +30,7 @@ import org.autocircuit.report.DiscoveryResult.Run;
  * {@code org.webjars.npm:plotly.js-dist} jar on the classpath), nothing is fetched from the network.
  *
  * <p>It shows, per algorithm, the circuit of the largest-|score| edges as a Sankey diagram laid out like
- * AutoCircuit's {@code draw_seq_graph} (SPEC §11: nodes in columns by graph layer, a head's Q/K/V inputs drawn as the
+ * AutoCircuit's {@code draw_seq_graph} (nodes in columns by graph layer, a head's Q/K/V inputs drawn as the
  * head, edge width |score|, blue for positive and red for negative scores, one diagram per token position in token
  * graphs); then the metric-vs-circuit-size curves of every algorithm, the faithfulness curve with CPR/CMD, the ROC
  * curve with its AUC when there is an official circuit, the run's parameters and the top edges.

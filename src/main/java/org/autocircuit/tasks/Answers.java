@@ -8,7 +8,7 @@ import org.autocircuit.util.HostTensor;
  *
  * <p>When every prompt has the same number of answers they form one tensor {@code [batch, nAns]}
  * (tracr: {@code [batch, 5, 1]}); otherwise they stay a ragged list of 1-D tensors, one per prompt,
- * and every answer function takes its slower per-prompt path (SPEC §1.3, §6.3).
+ * and every answer function takes its slower per-prompt path.
  */
 public sealed interface Answers {
     /** Number of prompts. */

@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A parsed dataset file (SPEC §1.1): the prompt pairs and the optional drawing labels and word
+ * A parsed dataset file: the prompt pairs and the optional drawing labels and word
  * indices, exactly as written (no BOS shift). {@link Datasets#readFile} reads one,
  * {@link Datasets#write} writes one.
  *

@@ -28,7 +28,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Dataset JSON files (SPEC §1.1) and AutoCircuit's {@code load_datasets_from_json} (SPEC §1.2).
+ * Dataset JSON files and AutoCircuit's {@code load_datasets_from_json}.
  *
  * <p>{@link #load} follows the Python function step by step: read the files; seed CPython's
  * {@code random} and optionally shuffle; keep the first {@code trainSize + testSize} prompts; shift
@@ -196,7 +196,7 @@ public final class Datasets {
             this.ready = ready;
         }
 
-        /** SPEC §1.2.6: min over prompts of the first index where clean and corrupt differ (0 if they never do). */
+        /** Min over prompts of the first index where clean and corrupt differ (0 if they never do). */
         int commonDivergeIdx() {
             int best = Integer.MAX_VALUE;
             for (int r = 0; r < clean.length; r++) {
@@ -273,7 +273,7 @@ public final class Datasets {
         }
     }
 
-    /** SPEC §1.2.5: BOS string, tokenize, left-pad to one length, one token per answer. */
+    /** Tokenized prompts: BOS string, tokenize, left-pad to one length, one token per answer. */
     private static Encoded tokenized(List<Source> kept, Tokenizer tok, LoaderOptions options) {
         int n = kept.size();
         long[][] cleanIds = new long[n][];
@@ -357,7 +357,7 @@ public final class Datasets {
         return HostTensor.ofLongs(ids, ids.length);
     }
 
-    /** SPEC §1.2.4: tensors straight from the JSON numbers; seq_len = length of the first clean prompt, always. */
+    /** Untokenized prompts: tensors straight from the JSON numbers; seq_len = length of the first clean prompt, always. */
     private static Encoded untokenized(List<Source> kept) {
         int n = kept.size();
         List<HostTensor> cleans = new ArrayList<>(n);
@@ -471,7 +471,7 @@ public final class Datasets {
     // ---- reading and writing files ----
 
     /**
-     * Reads and validates one dataset file (SPEC §1.1). Checks the structure only: top-level keys, every
+     * Reads and validates one dataset file. Checks the structure only: top-level keys, every
      * prompt's four fields and their kinds (string or rectangular list of numbers; lists of answers), and the
      * types of {@code seq_labels} and {@code word_idxs}. Tokenization is checked by {@link #load}.
      *

@@ -18,7 +18,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * A {@link Task} with everything loaded (AutoCircuit's {@code Task.init_task}, SPEC §9): the patchable model, the
+ * A {@link Task} with everything loaded (AutoCircuit's {@code Task.init_task}): the patchable model, the
  * train and test loaders, the key/value caches of the shared prompt prefix, and the official circuit's edges.
  *
  * <p>Owns the native memory of the model, its masks and its caches; {@link #close()} frees them. Nothing is cached

@@ -1,7 +1,7 @@
 package org.autocircuit.tasks;
 
 /**
- * The options of AutoCircuit's {@code load_datasets_from_json} (SPEC §1.2), with its defaults.
+ * The options of AutoCircuit's {@code load_datasets_from_json}, with its defaults.
  *
  * <p>{@code batch_size} may be a {@code (train, test)} pair in Python; here it is always two fields.
  * Build with {@link #builder()}:

@@ -12,7 +12,7 @@ import java.util.OptionalInt;
 import org.autocircuit.util.HostTensor;
 
 /**
- * AutoCircuit's {@code PromptDataLoader} (SPEC §1.3): fixed-size batches of prompt pairs in order,
+ * AutoCircuit's {@code PromptDataLoader}: fixed-size batches of prompt pairs in order,
  * with the remainder dropped ({@code drop_last=True}), plus what the graph and the official
  * circuits need to know about the prompts.
  *

@@ -4,7 +4,7 @@ import java.util.Arrays;
 import org.autocircuit.util.HostTensor;
 
 /**
- * One clean/corrupt prompt pair, ready for batching (SPEC §1.3 {@code PromptPair}).
+ * One clean/corrupt prompt pair, ready for batching ({@code PromptPair}).
  *
  * @param clean          {@code [seq]} int64 token ids, or {@code [seq, dModel]} float32 / {@code [seq]} int64 values
  *                       for models without a tokenizer (micro model, tracr)

@@ -3,7 +3,7 @@ package org.autocircuit.tasks;
 import org.autocircuit.util.HostTensor;
 
 /**
- * A batch of clean/corrupt prompt pairs (SPEC §1.3).
+ * A batch of clean/corrupt prompt pairs.
  *
  * @param key             a deterministic hash of the clean and corrupt contents: identical batches share
  *                        a key on purpose (results are stored once per key)

@@ -5,7 +5,7 @@ import java.util.List;
 /**
  * CPython's {@code random.Random}, bit for bit, for the parts AutoCircuit's loader uses: the
  * Mersenne Twister MT19937 seeded as {@code random.seed(int)} seeds it, {@code getrandbits},
- * {@code _randbelow}, {@code random()} and {@code shuffle} (SPEC §1.2 step 2).
+ * {@code _randbelow}, {@code random()} and {@code shuffle} (the loader's shuffle step).
  *
  * <p>Copying CPython exactly is what makes {@code shuffle=true} give the same train/test split as
  * the Python library: {@code new PyRandom(42).shuffle(list)} permutes {@code list} exactly as

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.TextNode;
 import java.util.List;
 
 /**
- * One entry of a dataset file's {@code "prompts"} list, as raw JSON values (SPEC §1.1): prompts are
+ * One entry of a dataset file's {@code "prompts"} list, as raw JSON values: prompts are
  * strings (tokenized models) or nested lists of numbers (micro model, tracr); answers are lists of
  * strings or numbers. {@link Datasets#load} turns these into {@link PromptPair}s.
  *

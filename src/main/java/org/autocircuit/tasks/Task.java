@@ -6,7 +6,7 @@ import java.util.Optional;
 import org.autocircuit.model.OutputSlice;
 
 /**
- * What an experiment runs on (AutoCircuit's {@code Task}, SPEC §9): a model, a dataset, how to batch and split it,
+ * What an experiment runs on (AutoCircuit's {@code Task}): a model, a dataset, how to batch and split it,
  * which graph to build, and which official circuit (if any) to compare against. An immutable description: nothing
  * is loaded until {@link LoadedTask#load}, which owns and frees what it loads, so there are no process-wide caches.
  *

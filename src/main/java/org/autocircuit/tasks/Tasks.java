@@ -8,7 +8,7 @@ import java.util.Map;
 import org.autocircuit.model.OutputSlice;
 
 /**
- * Every task of AutoCircuit's {@code TASKS} list (SPEC §9), in its order, plus the tasks of this port.
+ * Every task of AutoCircuit's {@code TASKS} list, in its order, plus the tasks of this port.
  *
  * <p>The pretrained models cannot be downloaded here: each task names a folder under the user's models root
  * ({@code --models-root}, default {@code models/}) and says what it must hold. The prompts are this repository's

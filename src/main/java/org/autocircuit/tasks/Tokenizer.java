@@ -1,7 +1,7 @@
 package org.autocircuit.tasks;
 
 /**
- * Text ↔ token ids, as the dataset loader needs it (SPEC §1.2 step 5).
+ * Text ↔ token ids, as the dataset loader needs it (tokenizing the prompts and answers).
  *
  * <p>{@link #encode} never adds special tokens by itself: the loader prepends {@link #bosString()}
  * to each prompt string when {@code prepend_bos} is set, so there is exactly one BOS, and answers

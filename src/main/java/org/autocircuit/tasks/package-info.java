@@ -1,9 +1,9 @@
 /**
  * Prompt datasets and tasks (AutoCircuit's {@code data.py} and {@code tasks.py}).
  *
- * <p>A dataset file (SPEC §1.1) is read by {@link org.autocircuit.tasks.Datasets#readFile} into a
+ * <p>A dataset file is read by {@link org.autocircuit.tasks.Datasets#readFile} into a
  * {@link org.autocircuit.tasks.DatasetFile} of raw JSON {@link org.autocircuit.tasks.RawPromptPair}s.
- * {@link org.autocircuit.tasks.Datasets#load} is {@code load_datasets_from_json} (SPEC §1.2): it
+ * {@link org.autocircuit.tasks.Datasets#load} is {@code load_datasets_from_json}: it
  * shuffles with CPython's generator ({@link org.autocircuit.tasks.PyRandom}), tokenizes with a
  * {@link org.autocircuit.tasks.Tokenizer} (GPT-2: {@link org.autocircuit.tasks.Gpt2Tokenizer}) or
  * takes the numbers as they are, and returns two immutable

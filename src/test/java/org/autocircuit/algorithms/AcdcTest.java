@@ -176,7 +176,7 @@ class AcdcTest {
 
     @Test
     void microModelTrialsEqualTreePatchedCircuits() {
-        // SPEC §13 test_acdc[micro_model]: batch 1, untokenized inputs, so token edges (seq_len 3)
+        // AutoCircuit's test_acdc[micro_model]: batch 1, untokenized inputs, so token edges (seq_len 3)
         float[] clean = {3, 3, 2, 2, 1, 1};
         float[] corrupt = {-3, -3, -2, -2, -1, -1};
         PromptPairBatch batch = new PromptPairBatch(1L, 0, HostTensor.ofFloats(clean, 1, 3, 2),

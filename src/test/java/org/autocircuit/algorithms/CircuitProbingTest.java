@@ -24,7 +24,7 @@ import org.autocircuit.util.Progress;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Circuit probing (SPEC §7.5): levels per circuit size, size validation, resume. */
+/** Circuit probing: levels per circuit size, size validation, resume. */
 class CircuitProbingTest {
 
     /**

@@ -120,7 +120,7 @@ class MaskGradientTest {
         }
     }
 
-    /** Integrated gradients are the sum of the gradients at the n+1 mask values k/n (SPEC §15.5). */
+    /** Integrated gradients are the sum of the gradients at the n+1 mask values k/n (quirk 5 of docs/quirks.md). */
     @Test
     void integratedGradientsSumTheFixedMaskGradients() {
         try (PatchableModel model = fixtureModel()) {

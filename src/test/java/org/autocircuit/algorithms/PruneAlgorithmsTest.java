@@ -9,7 +9,7 @@ import java.util.HashSet;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** The registry of SPEC §7.10. */
+/** The algorithm registry. */
 class PruneAlgorithmsTest {
 
     @Test

@@ -57,10 +57,7 @@ class SimpleAlgorithmsTest {
     @ParameterizedTest(name = "{0} {1} graph")
     @MethodSource("randomCases")
     void randomReproducesAutoCircuitGivenItsDrawOrder(GoldenFixture fixture, String kind) {
-        Graph g;
-        try (PatchableModel model = fixture.patchable(kind, Kernels.reference())) {
-            g = model.graph();
-        }
+        Graph g = fixture.buildGraph(kind);
         JsonNode golden = fixture.golden("prune_scores_random_" + kind + ".json");
         List<String> order = new ArrayList<>();
         golden.get("rng_draw_order_this_run").forEach(n -> order.add(n.asText()));

@@ -35,7 +35,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Subnetwork probing (SPEC §7.4). No AutoCircuit golden numbers exist for it (its result depends on torch's RNG
+ * Subnetwork probing. No AutoCircuit golden numbers exist for it (its result depends on torch's RNG
  * stream), so these tests check its defining properties on the MicroModel, where the answer is known, and on the
  * fixture GPT-2.
  */

@@ -9,7 +9,7 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
-/** Port of tests/utils/test_graph_utils.py plus the remaining rules of SPEC §6.2. */
+/** Port of tests/utils/test_graph_utils.py plus the remaining rules of edge_counts_util. */
 class EdgeCountsUtilTest {
 
     /** The mini test transformer (2 layers, 2 heads), combined attention input: 26 edges. */

@@ -9,10 +9,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Node and edge counts of SPEC §3.3's table, each also checked against the closed-form formulas. */
+/** Node and edge counts of AutoCircuit's graphs for known models, each also checked against the closed-form formulas. */
 class GraphCountsTest {
 
-    /** Edges per position of a factorized TL graph (SPEC §3.3); q = 3 with separate Q/K/V, else 1. */
+    /** Edges per position of a factorized TL graph; q = 3 with separate Q/K/V, else 1. */
     static long closedFormEdges(TransformerShape s, boolean separateQkv) {
         long l = s.nLayers();
         long h = s.nHeads();
@@ -69,7 +69,7 @@ class GraphCountsTest {
     void tokenGraphsMultiplyByPositions() {
         assertEquals(23 * 6, Graph.transformerFactorized(TransformerShape.sequential(2, 1), true, 6).nEdges());
         assertEquals(77 * 6, Graph.transformerFactorized(TransformerShape.sequential(4, 1), true, 6).nEdges());
-        // gpt2 IOI token task, S = 13: 422,383 edges in total (SPEC §3.3).
+        // gpt2 IOI token task, S = 13: 422,383 edges in total.
         Graph ioi = Graph.transformerFactorized(TransformerShape.sequential(12, 12), true, 13);
         assertEquals(422_383, ioi.nEdges());
         assertEquals(422_383, ioi.edges().size());

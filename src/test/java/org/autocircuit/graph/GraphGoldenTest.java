@@ -18,7 +18,6 @@ import java.util.Map;
 import java.util.OptionalInt;
 import java.util.Set;
 import java.util.stream.Stream;
-import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.testing.GoldenFixture;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -109,7 +108,7 @@ class GraphGoldenTest {
 
     /**
      * Every graph of every golden fixture (component and token; factorized, node and combined-Q/K/V layouts), built
-     * by the fixture's model with the header's graph options: counts, node order, mask shapes and every
+     * from the fixture model's config with the header's graph options: counts, node order, mask shapes and every
      * edge's patch_idx. Token graphs list no edges of their own: they are the component graph's edges once per
      * position, with the position prepended to patch_idx.
      */
@@ -118,11 +117,7 @@ class GraphGoldenTest {
     void fixtureGraphsMatchAutoCircuit(GoldenFixture fixture, String kind) {
         JsonNode root = fixture.golden("graph.json");
         JsonNode t = root.get(kind);
-        GoldenFixture.GraphOptions options = fixture.graph(kind);
-        Graph g;
-        try (HookedTransformer model = fixture.model()) {
-            g = model.graph(options.factorized(), options.separateQkv(), options.seqLen());
-        }
+        Graph g = fixture.buildGraph(kind);
         JsonNode seqLen = t.get("seq_len");
         assertEquals(seqLen.isNull() ? OptionalInt.empty() : OptionalInt.of(seqLen.asInt()), g.seqLen(), "seq_len");
         assertEquals(t.get("n_src_nodes").asInt(), g.nSrcs(), "src count");

@@ -68,7 +68,7 @@ class MibCircuitTest {
         Set<Edge> circuit = Set.of(g.edge("A0.1->A1.0"));
         JsonNode edges = MibCircuit.toJson(PruneScores.circuit(g, circuit), circuit,
             new MibCircuit.Config(2, 2, false, 8)).get("edges");
-        // SPEC §3.3: 26 combined edges, 46 with separate Q/K/V.
+        // 26 combined edges, 46 with separate Q/K/V.
         assertEquals(46, edges.size());
         for (String l : new String[] {"q", "k", "v"}) {
             assertTrue(edges.get("a0.h1->a1.h0<" + l + ">").get("in_graph").asBoolean(), l);

@@ -10,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
 
-/** Edge.name and Edge.patchIdx (SPEC §2) and record validation. */
+/** Edge.name and Edge.patchIdx and record validation. */
 class NodeEdgeTest {
 
     private static final SrcNode RESID_START = new SrcNode("Resid Start", "blocks.0.hook_resid_pre", 0, 0);

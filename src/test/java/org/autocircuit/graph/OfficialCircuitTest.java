@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The committed official-circuit files resolve on graphs of the models they describe, with the edge counts SPEC §8.4
+ * The committed official-circuit files resolve on graphs of the models they describe, with the edge counts AutoCircuit
  * gives, and match the rules in {@link OfficialCircuitDefinitions}.
  */
 class OfficialCircuitTest {

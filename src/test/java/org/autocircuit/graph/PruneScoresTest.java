@@ -15,7 +15,7 @@ import java.util.OptionalInt;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 
-/** PruneScores: layout, thresholds (SPEC §6.3), circuit_prune_scores (SPEC §4.2), validation. */
+/** PruneScores: layout, thresholds, circuit_prune_scores, validation. */
 class PruneScoresTest {
 
     private static final Graph TINY = Graph.transformerFactorized(TransformerShape.sequential(2, 4), true, null);
@@ -128,7 +128,7 @@ class PruneScoresTest {
 
     @Test
     void circuitByNameWithScores() {
-        // The run_circuits scores of micro_model.json, by name (the intended SPEC §15.8 behaviour).
+        // The run_circuits scores of micro_model.json, by name (the intended quirk 8 of docs/quirks.md behaviour).
         Map<String, Float> scores = new LinkedHashMap<>();
         scores.put("B0.1->Resid End", 3f);
         scores.put("B0.0->B1.1", 2f);

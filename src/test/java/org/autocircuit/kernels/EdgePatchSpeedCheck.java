@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * A rough speed check of the K1 workload (PERFORMANCE.md: the masked-difference step alone at GPT-2-small
+ * A rough speed check of the K1 workload (README's performance table: the masked-difference step alone at GPT-2-small
  * shapes), reference against native, in one process so that the ratio is what counts on a shared machine. Not
  * a timed unit test and not a benchmark (those live in benchmarks/, with JMH): it prints medians and ratios.
  *

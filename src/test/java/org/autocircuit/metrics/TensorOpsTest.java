@@ -17,7 +17,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 
-/** Port of AutoCircuit's tests/utils/test_tensor_ops.py (SPEC §13), plus the ragged paths it never checks. */
+/** Port of AutoCircuit's tests/utils/test_tensor_ops.py, plus the ragged paths it never checks. */
 class TensorOpsTest {
     private static final long[][] ANS_01 = {{0}, {1}};
 
@@ -132,7 +132,7 @@ class TensorOpsTest {
     @Test
     void correctGreaterThanIncorrectProportion() {
         long[][] wrong = {{1, 3}, {0, 3}};
-        // Unlike AutoCircuit's test (SPEC §15.16), the list block really uses ragged answers here.
+        // Unlike AutoCircuit's test (quirk 16 of docs/quirks.md), the list block really uses ragged answers here.
         PromptPairBatch[] batches = {batch(1, stacked(ANS_01), stacked(wrong)), batch(2, ragged(ANS_01), ragged(wrong))};
         for (PromptPairBatch b : batches) {
             String what = b.answers().getClass().getSimpleName();

@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
 
-/** The mask functions of SPEC §4.4 and their constants. */
+/** AutoCircuit's mask functions and their constants. */
 class MaskFnTest {
 
     @Test

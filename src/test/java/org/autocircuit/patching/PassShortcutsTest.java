@@ -84,7 +84,7 @@ class PassShortcutsTest {
             for (PatchType type : PatchType.values()) {
                 CircuitOutputs outs = RunCircuits.run(model, batches, List.of(0, 7, nEdges), scores, type,
                     AblationType.RESAMPLE, false);
-                // SPEC §15.2: the masks end as the last circuit's, although its pass was skipped
+                // quirk 2 of docs/quirks.md: the masks end as the last circuit's, although its pass was skipped
                 float last = type == PatchType.EDGE_PATCH ? 1f : 0f;
                 for (float v : model.currentMasks().flat()) assertEquals(last, v, type + ": masks after the run");
                 boolean onClean = type == PatchType.TREE_PATCH;

@@ -85,7 +85,7 @@ class PerExampleMaskTest {
         }
     }
 
-    /** SPEC §15 quirk 15, fixed: the sigmoid mask function with per-example masks gives the unbatched result. */
+    /** quirk 15 of docs/quirks.md, fixed: the sigmoid mask function with per-example masks gives the unbatched result. */
     @Test
     void sigmoidMaskFunctionKeepsTheBatchDimension() {
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();

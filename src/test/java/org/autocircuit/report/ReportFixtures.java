@@ -108,7 +108,7 @@ final class ReportFixtures {
         }
     }
 
-    /** SPEC §8.4 measure_task_roc: (0,0), then (FPR, TPR) of the top-k |score| edges per default count, then (1,1). */
+    /** AutoCircuit's measure_task_roc: (0,0), then (FPR, TPR) of the top-k |score| edges per default count, then (1,1). */
     static List<Measurement> roc(PruneScores ps, List<Edge> official) {
         Graph g = ps.graph();
         java.util.Set<Integer> officialIdx = new java.util.HashSet<>();

@@ -12,8 +12,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
+import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.TransformerShape;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.model.ModelConfig;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.PatchableModel;
@@ -162,6 +165,22 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    /**
+     * The graph of kind {@code kind} as AutoCircuit built it, from the model's config.json alone (no weights loaded;
+     * the graph tests check every fixture's graphs this way).
+     */
+    public Graph buildGraph(String kind) {
+        GraphOptions g = graph(kind);
+        TransformerShape shape;
+        try {
+            shape = ModelConfig.fromHuggingFace(modelPath().resolve("config.json")).shape();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return g.factorized() ? Graph.transformerFactorized(shape, g.separateQkv(), g.seqLen())
+            : Graph.transformerUnfactorized(shape, g.seqLen());
     }
 
     /** The patchable model of graph kind {@code kind}, as AutoCircuit built it. */

@@ -36,7 +36,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * W4 / W4c (PERFORMANCE.md): ACDC on the 2-layer fixture model, the first train batch (8 prompts) of ioi-32.json,
+ * W4 / W4c (README): ACDC on the 2-layer fixture model, the first train batch (8 prompts) of ioi-32.json,
  * τ = 1e-3, KL divergence, on the token graph (seq_len 15, 1,650 edges) and the component graph (110 edges).
  * AutoCircuit takes 28.0 s (W4) and 1.89 s (W4c) on this kind of machine.
  *

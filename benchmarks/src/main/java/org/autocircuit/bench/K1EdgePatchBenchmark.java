@@ -23,7 +23,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * K1 (PERFORMANCE.md): the masked-difference step alone at GPT-2-small shapes: one call that patches the Q, K and
+ * K1 (README): the masked-difference step alone at GPT-2-small shapes: one call that patches the Q, K and
  * V inputs of all 12 heads of the last layer (nIn = 144 incoming sources, d_model 768, three masks [12, 144]),
  * forward only (no grad), for B·S tokens (batch 16). {@code path} picks the reference ({@code TorchKernels}) or the
  * native kernels; {@code masks} is {@code dense} (values in [0, 1): mask gradients, integrated gradients) or

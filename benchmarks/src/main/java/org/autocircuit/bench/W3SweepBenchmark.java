@@ -38,7 +38,7 @@ import org.openjdk.jmh.annotations.Timeout;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * W3 (PERFORMANCE.md): run_circuits on a GPT-2-small-shaped model with random weights (12 layers, d_model 768,
+ * W3 (README): run_circuits on a GPT-2-small-shaped model with random weights (12 layers, d_model 768,
  * 12 heads, d_mlp 3072, vocab 50,257; factorized graph with Q/K/V split, 32,491 edges), the 32 IOI prompts of
  * datasets/ioi-32.json in batches of 16, edge counts [1, 10, 100, 1000, 10000, all], EDGE_PATCH, resample
  * ablation, edges ranked by EAP scores (W1's, computed once in setup on the reference path so both paths measure

@@ -3,7 +3,7 @@ package org.autocircuit.tasks.generators;
 import org.autocircuit.tasks.DatasetFile;
 
 /**
- * Writes prompt pairs for one task in AutoCircuit's dataset format (SPEC §1.1): clean and corrupt prompts,
+ * Writes prompt pairs for one task in AutoCircuit's dataset format: clean and corrupt prompts,
  * answers and wrong answers, and, where every prompt has the same token layout, {@code word_idxs} and
  * {@code seq_labels}. Generation is deterministic for a given {@code (n, seed)}.
  */

@@ -15,7 +15,7 @@ import org.autocircuit.graph.TransformerShape;
 
 /**
  * The published circuits, written down once as rules (head classes and the connections between them, as the papers
- * and AutoCircuit's {@code official_circuits} describe them, SPEC §8.4) and expanded into the explicit edge lists of
+ * and AutoCircuit's {@code official_circuits} describe them) and expanded into the explicit edge lists of
  * {@code datasets/official-circuits/*.json}. The files are what the library reads; this class is how they were made,
  * and a test checks that the committed files equal its output.
  *

@@ -15,7 +15,7 @@ import org.autocircuit.tasks.LoaderOptions;
 import org.autocircuit.tasks.PromptPairBatch;
 
 /**
- * The model and prompts of workloads W1/W2 (PERFORMANCE.md): a GPT-2-small-shaped model with random weights
+ * The model and prompts of workloads W1/W2 (README's performance table): a GPT-2-small-shaped model with random weights
  * (12 layers, d_model 768, 12 heads, d_mlp 3072, vocab 50,257; seed 0, HF init range 0.02), the 32 IOI prompts of
  * datasets/ioi-32.json in 2 batches of 16, and the factorized graph with Q/K/V split (32,491 edges), last position.
  */
