@@ -26,10 +26,10 @@ import org.junit.jupiter.params.provider.MethodSource;
 class AcdcGoldenTest {
 
     /**
-     * Every run of every fixture's ACDC goldens on both kernel paths, except the multi-τ runs (four ACDC searches
-     * each) on the reference path and on the TransformerLens-processed fixture: those are in {@link #slowRuns()}.
-     * The default run still holds the reference path to every single-τ run of every fixture, and the native path to
-     * every run but the processed fixture's multi-τ one.
+     * The runs of the default test run: on the native path every run of every fixture but the TransformerLens-processed
+     * fixture's multi-τ one; on the reference path every single-τ run on a component graph. The rest (multi-τ runs on
+     * the reference path, 1,650-edge token-graph runs on it, the processed fixture's multi-τ run) is in
+     * {@link #slowRuns()}: each is tens of seconds and exercises no code the default runs leave out.
      */
     static Stream<Arguments> runs() {
         return runs(false);
@@ -48,7 +48,9 @@ class AcdcGoldenTest {
             JsonNode runs = fixture.golden("acdc_" + kind + ".json").get("runs");
             for (int i = 0; i < runs.size(); i++) {
                 boolean multiTau = runs.get(i).get("taus").size() > 1;
-                boolean isSlow = multiTau && (kernels.equals("reference") || fixture == GoldenFixture.TL_DEFAULT);
+                boolean tokenGraph = fixture.graph(kind).seqLen() != null;
+                boolean isSlow = kernels.equals("reference") ? multiTau || tokenGraph
+                    : multiTau && fixture == GoldenFixture.TL_DEFAULT;
                 if (isSlow == slow) out.add(Arguments.of(fixture, kind, i, runs.get(i).get("taus").toString(), kernels));
             }
         });
