@@ -58,6 +58,7 @@ public final class Trainer {
      */
     public static TrainableWeights train(TrainConfig cfg, StepListener listener) {
         int torchThreads = torch.get_num_threads();
+        int blasThreads = openblas_nolapack.blas_get_num_threads();
         torch.set_num_threads(1);
         openblas_nolapack.blas_set_num_threads(1);
         TrainableWeights weights = TrainableWeights.init(modelConfig(cfg), cfg.seed(), cfg.initRange());
@@ -68,7 +69,10 @@ public final class Trainer {
             weights.close();
             throw e;
         } finally {
+            // both restored: a later matrix product of this process must run as it would have without training
+            // (OpenBLAS's thread count changes its partition of the work, hence the last bits of results)
             torch.set_num_threads(torchThreads);
+            openblas_nolapack.blas_set_num_threads(blasThreads);
         }
     }
 

@@ -49,6 +49,17 @@ class TrainerTest {
         assertFalse(Arrays.equals(a.get(0), c.get(0)), "another seed, other weights");
     }
 
+    /** Training runs single-threaded; the process's libtorch and OpenBLAS thread counts are restored afterwards. */
+    @Test
+    void threadCountsAreRestoredAfterTraining() {
+        int torchBefore = org.bytedeco.pytorch.global.torch.get_num_threads();
+        int blasBefore = org.bytedeco.openblas.global.openblas_nolapack.blas_get_num_threads();
+        try (TrainableWeights w = Trainer.train(TrainConfig.defaults().withSteps(1), Trainer.StepListener.NONE)) {
+            assertEquals(torchBefore, org.bytedeco.pytorch.global.torch.get_num_threads(), "libtorch threads");
+            assertEquals(blasBefore, org.bytedeco.openblas.global.openblas_nolapack.blas_get_num_threads(), "OpenBLAS threads");
+        }
+    }
+
     @Test
     void configValidatesAndRoundTrips() {
         TrainConfig d = TrainConfig.defaults();
