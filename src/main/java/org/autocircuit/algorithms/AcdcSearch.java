@@ -11,7 +11,6 @@ import org.autocircuit.graph.DestModule;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
-import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
@@ -110,7 +109,7 @@ final class AcdcSearch implements AutoCloseable {
         long perCopy = 4L * m.nSrcs() * run.train().get(0).batchSize() * run.train().get(0).seqLen()
             * m.model().dModel();
         int fit = (int) Math.max(1, Math.min(window, (256L << 20) / Math.max(1, perCopy)));
-        this.window = m.model() instanceof HookedTransformer && !m.hasKvCaches() ? fit : 1;
+        this.window = m.supportsBlockPasses() && !m.hasKvCaches() ? fit : 1;
         this.run = run;
         this.options = options;
         this.order = order;
@@ -147,8 +146,8 @@ final class AcdcSearch implements AutoCloseable {
             padding = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
             patch = Ablations.srcAblations(model, Inputs.corrupt(batch),
                 Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT), AblationType.RESAMPLE);
-            if (model.model() instanceof HookedTransformer t) {
-                residPre = new Tensor[t.config().nLayers()];
+            if (model.supportsBlockPasses()) {
+                residPre = new Tensor[model.model().nLayers()];
                 cleanCurr = model.srcOutputs(input, padding, residPre);
             } else {
                 residPre = null;

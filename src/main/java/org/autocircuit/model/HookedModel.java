@@ -5,8 +5,15 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * A model whose forward pass exposes named hook points, so it can be turned into a
- * {@code PatchableModel}. Implementations: {@link HookedTransformer} (GPT-2 architecture, the
- * TransformerLens layout) and {@link MicroModel} (AutoCircuit's hand-built test model).
+ * {@code PatchableModel}: the seam between the model and everything above it (patching, algorithms,
+ * run_circuits), which never asks which class a model is. Implementations: {@link HookedTransformer} (every
+ * supported Hugging Face architecture, in the TransformerLens layout) and {@link MicroModel} (AutoCircuit's
+ * hand-built test model).
+ *
+ * <p>Models that run in blocks with an unembedding at the end ({@link #supportsBlockPasses()}) also offer the passes
+ * the fast paths use: the residual stream without the unembedding, restarts at a later block from a recorded
+ * {@code hook_resid_pre}, and frozen key/value caches of a shared prompt prefix. The others throw
+ * {@link UnsupportedOperationException} there.
  *
  * <p>A model owns its weights; {@link #close()} frees them. Forward passes create their tensors in the
  * caller's current {@code PointerScope}.
@@ -37,6 +44,70 @@ public interface HookedModel extends AutoCloseable {
 
     /** Width of the residual stream: the last dimension of every source output. */
     int dModel();
+
+    /**
+     * Whether {@link #forwardResidual}, {@link #residualFromBlock}, {@link #forwardFromBlock}, {@link #unembed},
+     * {@link #buildKvCache} and the cache argument of {@link #forward(Tensor, Tensor, KvCache, HookPoints,
+     * OutputSlice, Tensor[])} are available.
+     */
+    default boolean supportsBlockPasses() {
+        return false;
+    }
+
+    /** Number of blocks whose {@code hook_resid_pre} a pass can record (0 when {@link #supportsBlockPasses()} is false). */
+    default int nLayers() {
+        return 0;
+    }
+
+    /**
+     * The full forward pass.
+     *
+     * @param cache    a frozen key/value cache of a shared prompt prefix, or null (models without block passes: null only)
+     * @param residPre if non-null (block passes only), receives {@code blocks.b.hook_resid_pre} of every block
+     * @return the output with {@code slice} applied
+     */
+    default Tensor forward(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, OutputSlice slice,
+                           Tensor[] residPre) {
+        if (cache != null || residPre != null) throw unsupported("KV caches and recorded residual streams");
+        return forward(input, attentionMask, hooks, slice);
+    }
+
+    /**
+     * The forward pass without the unembedding: the final residual stream with {@code slice} applied,
+     * {@code [batch, (seq,) dModel]}; {@link #unembed} of it gives the logits. With {@code lastPositionOnly} and
+     * {@link OutputSlice#LAST_SEQ} the last block may compute the last position only.
+     */
+    default Tensor forwardResidual(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks,
+                                   OutputSlice slice, Tensor[] residPre, boolean lastPositionOnly) {
+        throw unsupported("forwardResidual");
+    }
+
+    /** A pass from block {@code startBlock}'s recorded {@code hook_resid_pre}, without the unembedding. */
+    default Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
+                                     HookPoints hooks, OutputSlice slice, boolean lastPositionOnly) {
+        throw unsupported("residualFromBlock");
+    }
+
+    /** {@link #residualFromBlock} then {@link #unembed}. */
+    default Tensor forwardFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
+                                    HookPoints hooks, OutputSlice slice) {
+        return unembed(residualFromBlock(startBlock, residPre, attentionMask, cache, hooks, slice, false));
+    }
+
+    /** The logits {@code [..., dVocab]} of a final residual stream {@code [..., dModel]}. */
+    default Tensor unembed(Tensor resid) {
+        throw unsupported("unembed");
+    }
+
+    /** The frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens, optional padding mask). */
+    default KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
+        throw unsupported("KV caches");
+    }
+
+    private UnsupportedOperationException unsupported(String what) {
+        return new UnsupportedOperationException(what + " need a model that runs in blocks; "
+            + getClass().getSimpleName() + " does not (supportsBlockPasses() is false)");
+    }
 
     /** Frees the weights. Closing twice is a no-op. */
     @Override

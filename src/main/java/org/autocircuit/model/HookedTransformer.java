@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.autocircuit.graph.Graph;
+import org.autocircuit.model.arch.Architecture;
+import org.autocircuit.model.arch.Architectures;
 import org.autocircuit.util.OwnedTensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
@@ -13,16 +15,21 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * A GPT-2-architecture transformer over libtorch ops with TransformerLens's hook points and weight
- * layout ({@code W_Q [nHeads, dModel, dHead]}, {@code W_O [nHeads, dHead, dModel]}, ...).
+ * The one hooked transformer, with TransformerLens's hook points and weight layout ({@code W_Q [nHeads, dModel,
+ * dHead]}, {@code W_O [nHeads, dHead, dModel]}, ...), whose pieces the {@link ModelConfig} chooses: learned or
+ * rotary positions (full or partial, half-split layout, {@code linear} / {@code llama3} scaling), LayerNorm or
+ * RMSNorm, a plain or gated MLP, sequential or parallel attention and MLP, optional biases, grouped-query attention,
+ * and a tied or untied unembedding. One adapter per Hugging Face architecture ({@link org.autocircuit.model.arch})
+ * maps a checkpoint onto it.
  *
  * <p>It follows {@code HookedTransformer} with {@code use_attn_result}, {@code use_split_qkv_input}
- * (or {@code use_attn_in}) and {@code use_hook_mlp_in} on, and no weight processing
- * ({@code from_pretrained_no_processing}): learned positions, pre-LayerNorm, {@code gelu_new}, and the
- * attention output written per head ({@code hook_result}, without {@code b_O}) and then summed.
- * Per-head Q/K/V inputs go through {@code ln1} separately for each head copy, because patching can make
- * the copies differ. Left padding is handled as TransformerLens does: masked keys, positions shifted so
- * that the first real token is position 0, and fully masked rows set to 0 instead of NaN.
+ * (or {@code use_attn_in}), {@code use_hook_mlp_in} and {@code ungroup_grouped_query_attention} on, and no weight
+ * processing ({@code from_pretrained_no_processing}): the attention output is written per head ({@code hook_result},
+ * without {@code b_O}) and then summed, and per-head Q/K/V inputs go through the first norm separately for each head
+ * copy, because patching can make the copies differ. With grouped-query attention every query head has its own K and
+ * V input (the "ungrouped" graph layout), projected by the weights of its key/value head. Left padding is handled as
+ * TransformerLens does: masked keys, positions shifted so that the first real token is position 0, and fully masked
+ * rows set to 0 instead of NaN.
  *
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
@@ -31,94 +38,88 @@ public final class HookedTransformer implements HookedModel {
     private final ModelConfig cfg;
     private final OwnedTensors owned = new OwnedTensors();
     private final Tensor wE;        // [dVocab, dModel]
-    private final Tensor wPos;      // [nCtx, dModel]
+    private final Tensor wPos;      // [nCtx, dModel], null with rotary positions
     private final Block[] blocks;
     private final Tensor lnFinalW;  // [dModel]
-    private final Tensor lnFinalB;  // [dModel]
+    private final Tensor lnFinalB;  // [dModel] or null (RMSNorm)
     private final Tensor wU;        // [dModel, dVocab]
     private final Tensor bU;        // [dVocab] or null when zero
+    private final Tensor rotaryFreq;    // [rotaryDim] the divisor of each rotary dimension's angle, or null
+    private final Tensor kvHeadOfHead;  // [nHeads] int64 key/value head of every query head, null without GQA
     private volatile boolean closed;
 
-    /** The weights of one block, in TransformerLens layout. */
+    /** The weights of one block, in TransformerLens layout; absent biases and norm biases are null. */
     private record Block(
             Tensor ln1W, Tensor ln1B,
-            Tensor wQ, Tensor wK, Tensor wV,       // [nHeads, dModel, dHead]
-            Tensor wQFlat, Tensor wKFlat, Tensor wVFlat, // [dModel, nHeads*dHead], for the shared-input fast path
-            Tensor bQ, Tensor bK, Tensor bV,       // [nHeads, dHead]
-            Tensor wO, Tensor bO,                  // [nHeads, dHead, dModel], [dModel]
+            Tensor wQ, Tensor wK, Tensor wV,             // [nHeads, dModel, dHead], K/V [nKvHeads, dModel, dHead]
+            Tensor wQFlat, Tensor wKFlat, Tensor wVFlat, // [dModel, heads*dHead], for the shared-input fast path
+            Tensor bQ, Tensor bK, Tensor bV,             // [nHeads, dHead], K/V [nKvHeads, dHead]
+            Tensor wO, Tensor bO,                        // [nHeads, dHead, dModel], [dModel]
             Tensor ln2W, Tensor ln2B,
-            Tensor wIn, Tensor bIn,                // [dModel, dMlp], [dMlp]
-            Tensor wOut, Tensor bOut) {}           // [dMlp, dModel], [dModel]
+            Tensor wIn, Tensor bIn, Tensor wGate,        // [dModel, dMlp], [dMlp], [dModel, dMlp]
+            Tensor wOut, Tensor bOut) {}                 // [dMlp, dModel], [dModel]
 
-    /** Supplies a named weight of a given shape, in the source's own naming (see the factories). */
-    @FunctionalInterface
-    public interface WeightSource {
-        Tensor load(String name, long... shape) throws IOException;
-
-        /** An optional tensor (the unembedding bias, which GPT-2 checkpoints lack): null when the source has none. */
-        default Tensor loadIfPresent(String name, long... shape) throws IOException {
-            return null;
-        }
-    }
-
-    private HookedTransformer(ModelConfig cfg, WeightSource hf) throws IOException {
+    private HookedTransformer(ModelConfig cfg, TransformerWeights w) {
         this.cfg = cfg;
-        int d = cfg.dModel(), h = cfg.nHeads(), dh = cfg.dHead(), m = cfg.dMlp();
         try (PointerScope scope = new PointerScope()) {
-            wE = own(hf.load("transformer.wte.weight", cfg.dVocab(), d));
-            wPos = own(hf.load("transformer.wpe.weight", cfg.nCtx(), d));
+            if (w.blocks().size() != cfg.nLayers()) {
+                throw new IllegalArgumentException("weights have " + w.blocks().size() + " blocks, config " + cfg.nLayers());
+            }
+            if (w.wPos() == null && cfg.positions() instanceof ModelConfig.Learned) {
+                throw new IllegalArgumentException("learned positions need W_pos");
+            }
+            wE = own(w.wE());
+            wPos = w.wPos() == null ? null : own(w.wPos());
             blocks = new Block[cfg.nLayers()];
+            int d = cfg.dModel();
             for (int b = 0; b < cfg.nLayers(); b++) {
-                String p = "transformer.h." + b + ".";
-                // HF GPT-2 uses Conv1D: y = x @ W with W [in, out]; c_attn packs Q, K, V along out.
-                Tensor cAttnW = hf.load(p + "attn.c_attn.weight", d, 3L * d);
-                Tensor cAttnB = hf.load(p + "attn.c_attn.bias", 3L * d);
-                Tensor[] qkvW = new Tensor[3];
-                Tensor[] qkvFlat = new Tensor[3];
-                Tensor[] qkvB = new Tensor[3];
-                for (int i = 0; i < 3; i++) {
-                    Tensor w = cAttnW.narrow(1, (long) i * d, d);                         // [dModel, nHeads*dHead]
-                    qkvFlat[i] = own(w.contiguous());
-                    qkvW[i] = own(w.reshape(d, h, dh).permute(1, 0, 2).contiguous());      // [nHeads, dModel, dHead]
-                    qkvB[i] = own(cAttnB.narrow(0, (long) i * d, d).reshape(h, dh).contiguous());
-                }
-                Tensor wO = own(hf.load(p + "attn.c_proj.weight", d, d).reshape(h, dh, d).contiguous());
-                Tensor bO = own(hf.load(p + "attn.c_proj.bias", d));
-                Tensor ln1W = own(hf.load(p + "ln_1.weight", d));
-                Tensor ln1B = own(hf.load(p + "ln_1.bias", d));
-                Tensor ln2W = null, ln2B = null, wIn = null, bIn = null, wOut = null, bOut = null;
-                if (!cfg.attnOnly()) {
-                    ln2W = own(hf.load(p + "ln_2.weight", d));
-                    ln2B = own(hf.load(p + "ln_2.bias", d));
-                    wIn = own(hf.load(p + "mlp.c_fc.weight", d, m));
-                    bIn = own(hf.load(p + "mlp.c_fc.bias", m));
-                    wOut = own(hf.load(p + "mlp.c_proj.weight", m, d));
-                    bOut = own(hf.load(p + "mlp.c_proj.bias", d));
-                }
-                blocks[b] = new Block(ln1W, ln1B, qkvW[0], qkvW[1], qkvW[2], qkvFlat[0], qkvFlat[1], qkvFlat[2],
-                    qkvB[0], qkvB[1], qkvB[2], wO, bO, ln2W, ln2B, wIn, bIn, wOut, bOut);
+                TransformerWeights.Block x = w.blocks().get(b);
+                blocks[b] = new Block(own(x.ln1W()), ownOrNull(x.ln1B()),
+                    own(x.wQ()), own(x.wK()), own(x.wV()),
+                    own(flat(x.wQ(), d)), own(flat(x.wK(), d)), own(flat(x.wV(), d)),
+                    ownOrNull(x.bQ()), ownOrNull(x.bK()), ownOrNull(x.bV()),
+                    own(x.wO()), ownOrNull(x.bO()),
+                    ownOrNull(x.ln2W()), ownOrNull(x.ln2B()),
+                    ownOrNull(x.wIn()), ownOrNull(x.bIn()), ownOrNull(x.wGate()),
+                    ownOrNull(x.wOut()), ownOrNull(x.bOut()));
             }
-            lnFinalW = own(hf.load("transformer.ln_f.weight", d));
-            lnFinalB = own(hf.load("transformer.ln_f.bias", d));
-            if (cfg.tiedUnembed()) {
-                wU = own(wE.t());
-            } else {
-                wU = own(hf.load("lm_head.weight", cfg.dVocab(), d).t().contiguous());
-            }
-            Tensor unembedBias = hf.loadIfPresent("lm_head.bias", cfg.dVocab());
-            bU = unembedBias == null ? null : own(unembedBias);   // GPT-2 has none; TL weight processing adds one
-        } catch (IOException | RuntimeException e) {
+            lnFinalW = own(w.lnFinalW());
+            lnFinalB = ownOrNull(w.lnFinalB());
+            wU = own(w.wU());
+            bU = ownOrNull(w.bU());
+            rotaryFreq = cfg.positions() instanceof ModelConfig.Rotary r ? own(RotaryFrequencies.of(r)) : null;
+            kvHeadOfHead = cfg.groupSize() == 1 ? null
+                : own(kvHeads(cfg.nHeads(), cfg.groupSize()));
+        } catch (RuntimeException e) {
             owned.close();
             throw e;
         }
+    }
+
+    /** {@code [nHeads]} int64: query head h reads key/value head {@code h / groupSize}. */
+    private static Tensor kvHeads(int nHeads, int groupSize) {
+        long[] kv = new long[nHeads];
+        for (int h = 0; h < nHeads; h++) kv[h] = h / groupSize;
+        return org.bytedeco.pytorch.AbstractTensor.create(kv, nHeads);
+    }
+
+    /** Per-head weights {@code [n, dModel, dHead]} as one matrix {@code [dModel, n*dHead]}. */
+    private static Tensor flat(Tensor heads, int d) {
+        return heads.permute(1, 0, 2).reshape(d, -1).contiguous();
     }
 
     private Tensor own(Tensor t) {
         return owned.adopt(t);
     }
 
+    private Tensor ownOrNull(Tensor t) {
+        return t == null ? null : owned.adopt(t);
+    }
+
     /**
-     * Loads a Hugging Face model folder: {@code config.json} and {@code model.safetensors}.
+     * Loads a Hugging Face model folder: {@code config.json} and {@code model.safetensors} (or the shards
+     * {@code model.safetensors.index.json} lists), through the adapter of its architecture. F16 and BF16 weights are
+     * converted to float32 one tensor at a time.
      *
      * @throws IOException              if a file cannot be read
      * @throws IllegalArgumentException naming the file and field or tensor when the folder does not hold a
@@ -130,7 +131,7 @@ public final class HookedTransformer implements HookedModel {
 
     /**
      * {@link #fromPretrained(Path)} with the weights rewritten by {@code processing} before the model is built
-     * ({@link WeightProcessing#TL}: what AutoCircuit's {@code load_tl_model} does).
+     * ({@link WeightProcessing#TL}: what AutoCircuit's {@code load_tl_model} does; GPT-2 checkpoints only).
      */
     public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing) throws IOException {
         java.util.Objects.requireNonNull(processing, "processing");
@@ -138,35 +139,45 @@ public final class HookedTransformer implements HookedModel {
             throw new IllegalArgumentException("model folder " + folder + " does not exist or is not a directory");
         }
         Path config = folder.resolve("config.json");
-        Path weights = folder.resolve("model.safetensors");
-        for (Path p : new Path[] {config, weights}) {
-            if (!Files.isRegularFile(p)) {
-                throw new IllegalArgumentException("model folder " + folder + " lacks " + p.getFileName()
-                    + " (expected config.json and model.safetensors in Hugging Face format)");
-            }
+        if (!Files.isRegularFile(config)) {
+            throw new IllegalArgumentException("model folder " + folder + " lacks config.json (expected config.json and "
+                + "model.safetensors in Hugging Face format)");
         }
-        ModelConfig cfg = ModelConfig.fromHuggingFace(config);
-        try (SafeTensors st = SafeTensors.open(weights)) {
-            return new HookedTransformer(processing.config(cfg), processing.apply(cfg, st::load));
+        Architectures.Read read = Architectures.readConfig(config);
+        if (processing != WeightProcessing.NONE && !(read.architecture() instanceof org.autocircuit.model.arch.Gpt2)) {
+            throw new IllegalArgumentException("weight processing '" + processing.cliName() + "' is implemented for "
+                + "GPT-2 checkpoints; " + config + " holds " + read.config().architecture());
+        }
+        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
+            return build(read.architecture(), processing.config(read.config()), processing.apply(read.config(), checkpoint));
         }
     }
 
-    /** Builds a model from any weight source that uses Hugging Face GPT-2 tensor names. */
-    public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource hfNamedWeights) throws IOException {
-        return new HookedTransformer(cfg, hfNamedWeights);
+    /** Builds a model from any weight source that uses the tensor names of {@code cfg}'s architecture. */
+    public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource namedWeights)
+            throws IOException {
+        return build(Architectures.forName(cfg.architecture()), cfg, namedWeights);
+    }
+
+    /** Converts in a scope that frees the weights if building fails half-way. */
+    private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source)
+            throws IOException {
+        try (PointerScope scope = new PointerScope()) {
+            return new HookedTransformer(cfg, arch.weights(cfg, source));
+        }
     }
 
     /**
      * A model with random weights, as Hugging Face initialises GPT-2 (normal(0, initializerRange), zero
-     * biases, unit LayerNorm gains), seeded. Used for GPT-2-small-shaped benchmarks where no pretrained
-     * weights can be downloaded.
+     * biases, unit norm gains), seeded, in the tensor names of {@code cfg}'s architecture. Used for benchmarks
+     * where no pretrained weights can be downloaded.
      */
     public static HookedTransformer randomInit(ModelConfig cfg, long seed, double initializerRange) {
         torch.manual_seed(seed);
         try {
-            return new HookedTransformer(cfg, (name, shape) -> {
+            return fromWeights(cfg, (name, shape) -> {
                 if (name.endsWith(".bias")) return torch.zeros(shape);
-                if (name.contains("ln_")) return torch.ones(shape);
+                if (name.contains("ln_") || name.contains("norm")) return torch.ones(shape);
                 return torch.randn(shape).mul(new Scalar(initializerRange));
             });
         } catch (IOException e) {
@@ -181,6 +192,16 @@ public final class HookedTransformer implements HookedModel {
     @Override
     public int dModel() {
         return cfg.dModel();
+    }
+
+    @Override
+    public int nLayers() {
+        return cfg.nLayers();
+    }
+
+    @Override
+    public boolean supportsBlockPasses() {
+        return true;
     }
 
     @Override
@@ -207,6 +228,7 @@ public final class HookedTransformer implements HookedModel {
      *                      what {@link #forwardFromBlock} needs to restart at a later block
      * @return logits {@code [batch, (seq,) dVocab]}
      */
+    @Override
     public Tensor forward(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks, OutputSlice slice,
                           Tensor[] residPre) {
         return unembed(forwardResidual(tokens, attentionMask, cache, hooks, slice, residPre));
@@ -229,6 +251,7 @@ public final class HookedTransformer implements HookedModel {
      * The hooks of that block then see {@code [batch, 1, ...]} values for everything but the K/V inputs. For callers
      * that read only the output.
      */
+    @Override
     public Tensor forwardResidual(Tensor tokens, Tensor attentionMask, KvCache cache, HookPoints hooks,
                                   OutputSlice slice, Tensor[] residPre, boolean lastPositionOnly) {
         ensureOpen();
@@ -243,27 +266,29 @@ public final class HookedTransformer implements HookedModel {
         }
         Tensor keyMask = fullKeyMask(attentionMask, cache, batch, seq);                 // [batch, prefix+seq] or null
         Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
+        Tensor resid = embed(tokens, positions);                                       // [batch, seq, dModel]
+        return slice.apply(runBlocksResid(0, resid, keyMask, positions, cache, hooks, residPre,
+            lastPositionOnly && slice == OutputSlice.LAST_SEQ));
+    }
+
+    /** Token embedding plus, for learned positions, the position embedding: {@code [batch, seq, dModel]}. */
+    private Tensor embed(Tensor tokens, Tensor positions) {
+        long batch = tokens.size(0), seq = tokens.size(1);
         Tensor embed = wE.index_select(0, tokens.reshape(-1)).reshape(batch, seq, cfg.dModel());
+        if (wPos == null) return embed;
         Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
             ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
-        Tensor resid = embed.add(posEmbed);                                            // [batch, seq, dModel]
-        return slice.apply(runBlocksResid(0, resid, keyMask, cache, hooks, residPre,
-            lastPositionOnly && slice == OutputSlice.LAST_SEQ));
+        return embed.add(posEmbed);
     }
 
     /**
      * Restarts a forward pass at block {@code startBlock} from its cached {@code hook_resid_pre}: every
      * earlier activation is unchanged when only later destinations are patched (ACDC's speed-up).
      */
+    @Override
     public Tensor forwardFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
                                    HookPoints hooks, OutputSlice slice) {
-        ensureOpen();
-        if (startBlock < 0 || startBlock >= cfg.nLayers()) {
-            throw new IllegalArgumentException("startBlock " + startBlock + " outside [0, " + cfg.nLayers() + ")");
-        }
-        long[] shape = residPre.shape();
-        Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
-        return unembed(slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null, false)));
+        return unembed(residualFromBlock(startBlock, residPre, attentionMask, cache, hooks, slice, false));
     }
 
     /**
@@ -277,6 +302,7 @@ public final class HookedTransformer implements HookedModel {
     }
 
     /** {@link #residualFromBlock(int, Tensor, Tensor, KvCache, HookPoints, OutputSlice)}, {@code lastPositionOnly} as in {@link #forwardResidual}. */
+    @Override
     public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask, KvCache cache,
                                     HookPoints hooks, OutputSlice slice, boolean lastPositionOnly) {
         ensureOpen();
@@ -285,18 +311,22 @@ public final class HookedTransformer implements HookedModel {
         }
         long[] shape = residPre.shape();
         Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
-        return slice.apply(runBlocksResid(startBlock, residPre, keyMask, cache, hooks, null,
+        Tensor positions = rotaryFreq == null ? null
+            : positions(keyMask, cache == null ? 0 : cache.prefixLength(), shape[1]);
+        return slice.apply(runBlocksResid(startBlock, residPre, keyMask, positions, cache, hooks, null,
             lastPositionOnly && slice == OutputSlice.LAST_SEQ));
     }
 
-    /** {@code ln_final} then {@code W_U}: the logits {@code [..., dVocab]} of a final residual stream {@code [..., dModel]}. */
+    /** The final norm then {@code W_U}: the logits {@code [..., dVocab]} of a final residual stream {@code [..., dModel]}. */
+    @Override
     public Tensor unembed(Tensor resid) {
         ensureOpen();
-        Tensor logits = torch.matmul(layerNorm(resid, lnFinalW, lnFinalB), wU);
+        Tensor logits = torch.matmul(norm(resid, lnFinalW, lnFinalB), wU);
         return bU == null ? logits : logits.add(bU);
     }
 
     /** Computes the frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens). */
+    @Override
     public KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
         ensureOpen();
         long[] shape = prefixTokens.shape();
@@ -305,26 +335,24 @@ public final class HookedTransformer implements HookedModel {
         try (var guard = new org.bytedeco.pytorch.NoGradGuard()) {
             Tensor keyMask = prefixMask;
             Tensor positions = positions(keyMask, 0, shape[1]);
-            Tensor resid = wE.index_select(0, prefixTokens.reshape(-1)).reshape(shape[0], shape[1], cfg.dModel())
-                .add(wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
-                    ? new long[] {1, shape[1], cfg.dModel()} : new long[] {shape[0], shape[1], cfg.dModel()}));
+            Tensor resid = embed(prefixTokens, positions);
             for (int b = 0; b < cfg.nLayers(); b++) {
                 Block w = blocks[b];
-                Tensor ln = layerNorm(resid, w.ln1W(), w.ln1B());
-                keys[b] = projectShared(ln, w.wKFlat(), w.bK());
-                values[b] = projectShared(ln, w.wVFlat(), w.bV());
-                resid = blockForward(b, resid, keyMask, null, HookPoints.NONE, keys[b], values[b], false);
+                Tensor ln = norm(resid, w.ln1W(), w.ln1B());
+                keys[b] = rotate(ungroup(projectShared(ln, w.wKFlat(), w.bK())), positions);
+                values[b] = ungroup(projectShared(ln, w.wVFlat(), w.bV()));
+                resid = blockForward(b, resid, keyMask, positions, null, HookPoints.NONE, keys[b], values[b], false);
             }
         }
         return KvCache.of(keys, values, prefixMask, shape[0], shape[1]);
     }
 
-    private Tensor runBlocksResid(int start, Tensor resid, Tensor keyMask, KvCache cache, HookPoints hooks,
-                                  Tensor[] residPre, boolean lastPositionOnly) {
+    private Tensor runBlocksResid(int start, Tensor resid, Tensor keyMask, Tensor positions, KvCache cache,
+                                  HookPoints hooks, Tensor[] residPre, boolean lastPositionOnly) {
         for (int b = start; b < cfg.nLayers(); b++) {
             resid = hooks.apply("blocks." + b + ".hook_resid_pre", resid);
             if (residPre != null) residPre[b] = resid;
-            resid = blockForward(b, resid, keyMask, cache, hooks, null, null,
+            resid = blockForward(b, resid, keyMask, positions, cache, hooks, null, null,
                 lastPositionOnly && b == cfg.nLayers() - 1);
         }
         return resid;
@@ -332,10 +360,13 @@ public final class HookedTransformer implements HookedModel {
 
     /**
      * One block. When {@code cacheK}/{@code cacheV} are given, the block is being run to fill a cache and
-     * uses those (already computed) keys and values.
+     * uses those (already computed, rotated and ungrouped) keys and values.
+     *
+     * @param positions the position ids of the block's positions ({@code [seq]} or {@code [batch, seq]}), read by
+     *                  rotary models only
      */
-    private Tensor blockForward(int b, Tensor residPre, Tensor keyMask, KvCache cache, HookPoints hooks,
-                                Tensor cacheK, Tensor cacheV, boolean lastPositionOnly) {
+    private Tensor blockForward(int b, Tensor residPre, Tensor keyMask, Tensor positions, KvCache cache,
+                                HookPoints hooks, Tensor cacheK, Tensor cacheV, boolean lastPositionOnly) {
         Block w = blocks[b];
         String p = "blocks." + b + ".";
         Tensor q, k, v;
@@ -354,9 +385,15 @@ public final class HookedTransformer implements HookedModel {
             kIn = HeadInputs.of(hooks.apply(p + "hook_k_input", attnIn));
             vIn = HeadInputs.of(hooks.apply(p + "hook_v_input", attnIn));
         }
-        q = project(qIn, w.ln1W(), w.ln1B(), w.wQ(), w.wQFlat(), w.bQ());             // [batch, seq, nHeads, dHead]
-        k = cacheK != null ? cacheK : project(kIn, w.ln1W(), w.ln1B(), w.wK(), w.wKFlat(), w.bK());
-        v = cacheV != null ? cacheV : project(vIn, w.ln1W(), w.ln1B(), w.wV(), w.wVFlat(), w.bV());
+        q = project(qIn, w.ln1W(), w.ln1B(), w.wQ(), w.wQFlat(), w.bQ(), false);      // [batch, seq, nHeads, dHead]
+        k = cacheK != null ? cacheK : project(kIn, w.ln1W(), w.ln1B(), w.wK(), w.wKFlat(), w.bK(), true);
+        v = cacheV != null ? cacheV : project(vIn, w.ln1W(), w.ln1B(), w.wV(), w.wVFlat(), w.bV(), true);
+        if (rotaryFreq != null) {
+            // queries of a trimmed last block are the last positions
+            long qSeq = q.size(1), allSeq = positions.size(positions.dim() - 1);
+            q = rotate(q, qSeq == allSeq ? positions : positions.narrow(positions.dim() - 1, allSeq - qSeq, qSeq));
+            if (cacheK == null) k = rotate(k, positions);
+        }
         if (cache != null) {
             k = torch.cat(new TensorVector(cache.keys(b), k), 1);                      // [batch, prefix+seq, nHeads, dHead]
             v = torch.cat(new TensorVector(cache.values(b), v), 1);
@@ -364,7 +401,8 @@ public final class HookedTransformer implements HookedModel {
         Tensor z = attention(q, k, v, keyMask, hooks, p);                                       // [batch, seq, nHeads, dHead]
         Tensor result = headResults(z, w.wO());                                       // [batch, seq, nHeads, dModel]
         result = hooks.apply(p + "attn.hook_result", result);
-        Tensor attnOut = result.sum(2).add(w.bO());                                   // [batch, seq, dModel]
+        Tensor attnOut = result.sum(2);                                               // [batch, seq, dModel]
+        if (w.bO() != null) attnOut = attnOut.add(w.bO());
         if (cfg.attnOnly()) {
             return hooks.apply(p + "hook_resid_post", residPre.add(attnOut));
         }
@@ -377,39 +415,89 @@ public final class HookedTransformer implements HookedModel {
             residMid = hooks.apply(p + "hook_resid_mid", residPre.add(attnOut));
             mlpIn = hooks.apply(p + "hook_mlp_in", residMid);
         }
-        Tensor hidden = linear(layerNorm(mlpIn, w.ln2W(), w.ln2B()), w.wIn(), w.bIn());   // [batch, seq, dMlp]
-        Tensor mlpOut = linear(activation(hidden), w.wOut(), w.bOut());               // [batch, seq, dModel]
-        mlpOut = hooks.apply(p + "hook_mlp_out", mlpOut);
+        Tensor mlpOut = hooks.apply(p + "hook_mlp_out", mlp(norm(mlpIn, w.ln2W(), w.ln2B()), w));   // [batch, seq, dModel]
         Tensor residPost = cfg.parallelAttnMlp() ? residPre.add(attnOut).add(mlpOut) : residMid.add(mlpOut);
         return hooks.apply(p + "hook_resid_post", residPost);
     }
 
     /**
-     * LayerNorm then the Q, K or V projection of every head: {@code [batch, seq, nHeads, dHead]}. A shared input is
-     * projected for all heads in one product; heads with their own input are projected per head and, when the others
-     * share one, written over the shared result.
+     * The MLP of a normalised input {@code [batch, seq, dModel]}: {@code act(x·W_in + b_in)·W_out + b_out}, or for a
+     * gated MLP {@code (act(x·W_gate) ⊙ (x·W_in) + b_in)·W_out + b_out}, as TransformerLens's {@code GatedMLP}.
      */
-    private Tensor project(HeadInputs in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias) {
-        if (in.own() == null) return projectShared(layerNorm(in.shared(), lnW, lnB), wFlat, bias);
-        if (in.shared() == null) return projectPerHead(layerNorm(in.own(), lnW, lnB), wHeads, bias);
-        Tensor all = projectShared(layerNorm(in.shared(), lnW, lnB), wFlat, bias);
-        Tensor own = projectPerHead(layerNorm(in.own(), lnW, lnB), wHeads.index_select(0, in.heads()),
-            bias.index_select(0, in.heads()));                                       // [batch, seq, p, dHead]
-        return all.index_copy(2, in.heads(), own);
+    private Tensor mlp(Tensor x, Block w) {
+        Tensor hidden;                                                                // [batch, seq, dMlp]
+        if (cfg.gatedMlp()) {
+            hidden = activation(torch.matmul(x, w.wGate())).mul(torch.matmul(x, w.wIn()));
+            if (w.bIn() != null) hidden = hidden.add(w.bIn());
+        } else {
+            hidden = activation(linear(x, w.wIn(), w.bIn()));
+        }
+        return linear(hidden, w.wOut(), w.bOut());
     }
 
-    /** Per-head projections of LayerNormed per-head inputs {@code [b,s,p,d]} with weights {@code [p, d, dHead]}. */
+    /**
+     * The first norm then the Q, K or V projection of every head: {@code [batch, seq, nHeads, dHead]}. A shared input
+     * is projected for all heads in one product; heads with their own input are projected per head and, when the
+     * others share one, written over the shared result. For K and V ({@code keyValue}) of a grouped-query model the
+     * weights are those of the key/value heads: a shared input is projected once per key/value head and the result
+     * repeated for its query heads, while an own input of query head h is projected by the weights of key/value head
+     * {@code h / groupSize}.
+     */
+    private Tensor project(HeadInputs in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias,
+                           boolean keyValue) {
+        boolean grouped = keyValue && kvHeadOfHead != null;
+        if (in.own() == null) {
+            Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);   // [batch, seq, n, dHead]
+            return grouped ? ungroup(all) : all;
+        }
+        Tensor heads = in.heads();                                                    // [p] or null: every head
+        Tensor rows = grouped ? (heads == null ? kvHeadOfHead : kvHeadOfHead.index_select(0, heads)) : heads;
+        Tensor w = rows == null ? wHeads : wHeads.index_select(0, rows);             // [p, dModel, dHead]
+        Tensor b = rows == null || bias == null ? bias : bias.index_select(0, rows);
+        Tensor own = projectPerHead(norm(in.own(), lnW, lnB), w, b);                 // [batch, seq, p, dHead]
+        if (in.shared() == null) return own;
+        Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);
+        return (grouped ? ungroup(all) : all).index_copy(2, heads, own);
+    }
+
+    /** {@code [batch, seq, nKvHeads, dHead]} repeated to {@code [batch, seq, nHeads, dHead]} (no copy without GQA). */
+    private Tensor ungroup(Tensor kv) {
+        return kvHeadOfHead == null ? kv : kv.repeat_interleave(cfg.groupSize(), new org.bytedeco.pytorch.LongOptional(2),
+            new org.bytedeco.pytorch.LongOptional());
+    }
+
+    /** Per-head projections of normalised per-head inputs {@code [b,s,p,d]} with weights {@code [p, d, dHead]}. */
     private Tensor projectPerHead(Tensor ln, Tensor wHeads, Tensor bias) {
         long[] s = ln.shape();                                                        // [batch, seq, p, dModel]
         long h = s[2];
         Tensor x = ln.permute(2, 0, 1, 3).reshape(h, s[0] * s[1], s[3]);            // [p, batch*seq, dModel]
         Tensor y = torch.bmm(x, wHeads);                                              // [p, batch*seq, dHead]
-        return y.reshape(h, s[0], s[1], cfg.dHead()).permute(1, 2, 0, 3).add(bias);  // [batch, seq, p, dHead]
+        y = y.reshape(h, s[0], s[1], cfg.dHead()).permute(1, 2, 0, 3);               // [batch, seq, p, dHead]
+        return bias == null ? y : y.add(bias);
     }
 
+    /** A shared normalised input {@code [batch, seq, dModel]} through {@code wFlat [dModel, n*dHead]}: {@code [batch, seq, n, dHead]}. */
     private Tensor projectShared(Tensor ln, Tensor wFlat, Tensor bias) {
         long[] s = ln.shape();                                                        // [batch, seq, dModel]
-        return torch.matmul(ln, wFlat).reshape(s[0], s[1], cfg.nHeads(), cfg.dHead()).add(bias);
+        Tensor y = torch.matmul(ln, wFlat).reshape(s[0], s[1], -1, cfg.dHead());
+        return bias == null ? y : y.add(bias);
+    }
+
+    /**
+     * Rotary position embedding of queries or keys {@code [batch, seq, nHeads, dHead]} at {@code positions}
+     * ({@code [seq]} or {@code [batch, seq]}), as TransformerLens's {@code apply_rotary} computes it: the first
+     * {@code rotaryDim} dimensions become {@code x·cos + rotate_half(x)·sin}, the rest pass through.
+     */
+    private Tensor rotate(Tensor x, Tensor positions) {
+        if (rotaryFreq == null) return x;
+        int rot = (int) rotaryFreq.size(0), half = rot / 2;
+        Tensor angles = positions.to(torch.ScalarType.Float).unsqueeze(-1).div(rotaryFreq);   // [(batch,) seq, rot]
+        Tensor cos = angles.cos().unsqueeze(-2), sin = angles.sin().unsqueeze(-2);            // [(batch,) seq, 1, rot]
+        Tensor xRot = rot == cfg.dHead() ? x : x.narrow(3, 0, rot);
+        Tensor flipped = torch.cat(new TensorVector(xRot.narrow(3, half, half).neg(), xRot.narrow(3, 0, half)), 3);
+        Tensor rotated = xRot.mul(cos).add(flipped.mul(sin));
+        if (rot == cfg.dHead()) return rotated;
+        return torch.cat(new TensorVector(rotated, x.narrow(3, rot, cfg.dHead() - rot)), 3);
     }
 
     /**
@@ -462,6 +550,7 @@ public final class HookedTransformer implements HookedModel {
      * ({@code addmm}) rather than a second pass over the output.
      */
     private static Tensor linear(Tensor x, Tensor w, Tensor b) {
+        if (b == null) return torch.matmul(x, w);
         long[] s = x.shape();
         Tensor x2 = x.reshape(-1, s[s.length - 1]);
         long[] outShape = s.clone();
@@ -474,12 +563,20 @@ public final class HookedTransformer implements HookedModel {
             case GELU_NEW -> torch.gelu(x, "tanh");
             case GELU -> torch.gelu(x);
             case RELU -> x.relu();
+            case SILU -> torch.silu(x);
         };
     }
 
-    private Tensor layerNorm(Tensor x, Tensor w, Tensor b) {
-        return torch.layer_norm(x, new long[] {cfg.dModel()}, new TensorOptional(w), new TensorOptional(b),
-            cfg.lnEps(), false);
+    /** The configured norm of {@code x [..., dModel]} with gain {@code w} and (LayerNorm only) bias {@code b}. */
+    private Tensor norm(Tensor x, Tensor w, Tensor b) {
+        if (cfg.norm() == ModelConfig.Norm.LAYER_NORM) {
+            return torch.layer_norm(x, new long[] {cfg.dModel()}, new TensorOptional(w),
+                b == null ? new TensorOptional() : new TensorOptional(b), cfg.lnEps(), false);
+        }
+        // TransformerLens's RMSNorm: x / sqrt(mean(x²) + eps) · w, written as it does so the floats agree
+        Tensor scale = x.pow(new Scalar(2)).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
+            .add(new Scalar(cfg.lnEps())).sqrt();
+        return x.div(scale).mul(w);
     }
 
     /** The key mask over prefix and current positions, or null when nothing is padded. */

@@ -77,13 +77,13 @@ public enum WeightProcessing {
      * {@link #TL} every weight is read from {@code raw} and processed on the first request, in the caller's
      * current {@link org.bytedeco.javacpp.PointerScope} (the model's constructor keeps what it adopts).
      */
-    public HookedTransformer.WeightSource apply(ModelConfig cfg, HookedTransformer.WeightSource raw) {
+    public WeightSource apply(ModelConfig cfg, WeightSource raw) {
         if (this == NONE) return raw;
         if (cfg.parallelAttnMlp()) {
             throw new IllegalArgumentException("weight processing 'tl' is implemented for sequential GPT-2 blocks; "
                 + cfg.architecture() + " here has parallel attention and MLP");
         }
-        return new HookedTransformer.WeightSource() {
+        return new WeightSource() {
             private Map<String, Tensor> processed;
 
             @Override
@@ -106,7 +106,7 @@ public enum WeightProcessing {
         };
     }
 
-    private static Map<String, Tensor> processTl(ModelConfig cfg, HookedTransformer.WeightSource raw) throws IOException {
+    private static Map<String, Tensor> processTl(ModelConfig cfg, WeightSource raw) throws IOException {
         int d = cfg.dModel(), m = cfg.dMlp();
         long v = cfg.dVocab();
         Map<String, Tensor> out = new HashMap<>();

@@ -17,7 +17,6 @@ import org.autocircuit.kernels.RunningDeltaSum;
 import org.autocircuit.model.HeadInputs;
 import org.autocircuit.model.HookPoints;
 import org.autocircuit.model.HookedModel;
-import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.util.OwnedTensors;
@@ -131,9 +130,12 @@ public final class PatchableModel implements AutoCloseable {
         return graph.nSrcs();
     }
 
-    /** True when the wrapped model is a transformer (start-at-block forward and KV caches work). */
-    public boolean isTransformer() {
-        return model instanceof HookedTransformer;
+    /**
+     * True when the wrapped model runs in blocks ({@link HookedModel#supportsBlockPasses()}): residual-only passes,
+     * start-at-block passes and KV caches work.
+     */
+    public boolean supportsBlockPasses() {
+        return model.supportsBlockPasses();
     }
 
     /** Whether KV caches were handed over (forward passes then need a batch size that has one). */
@@ -151,7 +153,9 @@ public final class PatchableModel implements AutoCloseable {
     /** Hands a frozen prefix cache to the model; forward passes with its batch size use it. Takes ownership. */
     public void addKvCache(KvCache cache) {
         ensureOpen();
-        if (!isTransformer()) throw new IllegalStateException("KV caches need a HookedTransformer");
+        if (!supportsBlockPasses()) {
+            throw new IllegalStateException("KV caches need a model with block passes, not " + model.getClass().getSimpleName());
+        }
         KvCache old = kvCaches.put(cache.batchSize(), cache);
         if (old != null) old.close();
     }
@@ -184,8 +188,8 @@ public final class PatchableModel implements AutoCloseable {
      * or later can restart at block {@code b} from it ({@link #residualFromBlock}), since nothing before differs.
      */
     public Tensor forwardResidual(Tensor input, Tensor attentionMask, Tensor[] residPre) {
-        if (!isTransformer()) {
-            throw new IllegalStateException("forwardResidual needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        if (!supportsBlockPasses()) {
+            throw new IllegalStateException("forwardResidual needs a model with block passes, not " + model.getClass().getSimpleName());
         }
         return forward(input, attentionMask, true, residPre);
     }
@@ -220,14 +224,14 @@ public final class PatchableModel implements AutoCloseable {
      */
     public Tensor forwardFromBlock(int startBlock, Tensor residPre, Tensor attentionMask) {
         ensureOpen();
-        if (!(model instanceof HookedTransformer t)) {
-            throw new IllegalStateException("forwardFromBlock needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        if (!supportsBlockPasses()) {
+            throw new IllegalStateException("forwardFromBlock needs a model with block passes, not " + model.getClass().getSimpleName());
         }
         if (patchSrcOuts == null) throw new IllegalStateException("forwardFromBlock needs patch mode");
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, sharedBufferUsable(false));
-        Tensor out = t.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
+        Tensor out = model.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
         // Without gradients the buffer is updated in place, as AutoCircuit's shared curr_src_outs is; with them, a
         // copy keeps the earlier buffer intact for the autograd graph that read it.
         currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
@@ -251,8 +255,8 @@ public final class PatchableModel implements AutoCloseable {
     public Tensor residualFromBlock(int startBlock, Tensor residPre, Tensor attentionMask,
                                     Map<String, Tensor> exampleMasks) {
         ensureOpen();
-        if (!(model instanceof HookedTransformer t)) {
-            throw new IllegalStateException("residualFromBlock needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        if (!supportsBlockPasses()) {
+            throw new IllegalStateException("residualFromBlock needs a model with block passes, not " + model.getClass().getSimpleName());
         }
         if (patchSrcOuts == null) throw new IllegalStateException("residualFromBlock needs patch mode");
         long batch = residPre.shape()[0];
@@ -260,7 +264,7 @@ public final class PatchableModel implements AutoCloseable {
         boolean shared = sharedBufferUsable(false);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, shared);
         hooks.exampleMasks = exampleMasks;
-        Tensor out = t.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice,
+        Tensor out = model.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice,
             exampleMasks == null && trimLastBlock(shared));
         // as in forwardFromBlock: in place without gradients, a copy with them
         currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
@@ -270,10 +274,10 @@ public final class PatchableModel implements AutoCloseable {
     /** The logits of a final residual stream from {@link #residualFromBlock} (transformers only). */
     public Tensor unembed(Tensor resid) {
         ensureOpen();
-        if (!(model instanceof HookedTransformer t)) {
-            throw new IllegalStateException("unembed needs a HookedTransformer, not " + model.getClass().getSimpleName());
+        if (!supportsBlockPasses()) {
+            throw new IllegalStateException("unembed needs a model with block passes, not " + model.getClass().getSimpleName());
         }
-        return t.unembed(resid);
+        return model.unembed(resid);
     }
 
     /**
@@ -324,13 +328,11 @@ public final class PatchableModel implements AutoCloseable {
             };
             KvCache cache = cacheFor(in[0]);
             Tensor out;
-            if (model instanceof HookedTransformer t && trimLastBlock(false)) {
+            if (model.supportsBlockPasses() && trimLastBlock(false)) {
                 // outputsOnly: later passes read this block's sources at the last position only, as the output does
-                out = t.unembed(t.forwardResidual(input, attentionMask, cache, record, slice, residPre, true));
+                out = model.unembed(model.forwardResidual(input, attentionMask, cache, record, slice, residPre, true));
             } else {
-                out = model instanceof HookedTransformer t
-                    ? t.forward(input, attentionMask, cache, record, slice, residPre)
-                    : model.forward(input, attentionMask, record, slice);
+                out = model.forward(input, attentionMask, cache, record, slice, residPre);
             }
             if (output != null) output[0] = out;
             if (reuse) {
@@ -363,11 +365,8 @@ public final class PatchableModel implements AutoCloseable {
 
     private Tensor run(Tensor input, Tensor attentionMask, KvCache cache, HookPoints hooks, boolean residualOnly,
                        Tensor[] residPre, boolean lastPositionOnly) {
-        if (model instanceof HookedTransformer t) {
-            return residualOnly ? t.forwardResidual(input, attentionMask, cache, hooks, slice, residPre, lastPositionOnly)
-                : t.forward(input, attentionMask, cache, hooks, slice, residPre);
-        }
-        return model.forward(input, attentionMask, hooks, slice);
+        if (residualOnly) return model.forwardResidual(input, attentionMask, cache, hooks, slice, residPre, lastPositionOnly);
+        return model.forward(input, attentionMask, cache, hooks, slice, residPre);
     }
 
     private KvCache cacheFor(long batch) {

@@ -167,7 +167,7 @@ public final class RunCircuits {
 
         /** How many leading positions the batch's clean and corrupt sides share (tokens and padding); 0 when unusable. */
         static int length(PatchableModel model, PromptPairBatch batch) {
-            if (!model.isTransformer() || model.hasKvCaches() || model.graph().seqLen().isPresent()
+            if (!model.supportsBlockPasses() || model.hasKvCaches() || model.graph().seqLen().isPresent()
                 || model.outputSlice() != org.autocircuit.model.OutputSlice.LAST_SEQ
                 || batch.clean().dtype() != HostTensor.DType.INT64) {
                 return 0;
@@ -191,11 +191,10 @@ public final class RunCircuits {
         /** Builds and hands the model the prefix's cache (run on {@code side}, equal to the other side there). */
         static SharedPrefix cache(PatchableModel model, PromptPairBatch batch, Ablations.CleanCorrupt side, int length) {
             if (length == 0) return NONE;
-            org.autocircuit.model.HookedTransformer t = (org.autocircuit.model.HookedTransformer) model.model();
             try (PointerScope scope = new PointerScope()) {
                 Tensor tokens = Inputs.input(batch, side).narrow(1, 0, length).contiguous();
                 Tensor padding = Inputs.padding(batch, side);
-                model.addKvCache(t.buildKvCache(tokens, padding == null ? null : padding.narrow(1, 0, length).contiguous()));
+                model.addKvCache(model.model().buildKvCache(tokens, padding == null ? null : padding.narrow(1, 0, length).contiguous()));
             }
             return new SharedPrefix(model, length, batch.batchSize());
         }
@@ -229,17 +228,17 @@ public final class RunCircuits {
         UnpatchedPrefix(PatchableModel model, PointerScope batchScope) {
             this.model = model;
             this.batchScope = batchScope;
-            this.usable = model.isTransformer() && model.graph().factorized();
+            this.usable = model.supportsBlockPasses() && model.graph().factorized();
         }
 
         /** One patched pass with the masks already set: the final residual (transformers) or the output. */
         Tensor pass(MaskSet set, Tensor input, Tensor padding) {
-            if (!model.isTransformer()) return model.forward(input, padding);
+            if (!model.supportsBlockPasses()) return model.forward(input, padding);
             if (!usable) return model.forwardResidual(input, padding);
             int first = set.firstPatchedBlock();
             if (residPre == null) {
                 // the first pass records
-                residPre = new Tensor[((org.autocircuit.model.HookedTransformer) model.model()).config().nLayers()];
+                residPre = new Tensor[model.model().nLayers()];
                 Tensor out = model.forwardResidual(input, padding, residPre);
                 valid = Math.min(first, residPre.length - 1);
                 // keep the recorded streams beyond this pass's own scope: the batch's scope frees them
@@ -270,7 +269,7 @@ public final class RunCircuits {
         }
 
         Tensor pass(Tensor input, Tensor padding) {
-            return model.isTransformer() ? model.forwardResidual(input, padding) : model.forward(input, padding);
+            return model.supportsBlockPasses() ? model.forwardResidual(input, padding) : model.forward(input, padding);
         }
 
         void putLogits(int edgeCount, Tensor output) {
@@ -282,7 +281,7 @@ public final class RunCircuits {
             try (PointerScope step = new PointerScope()) {
                 Tensor out = pass.get();
                 moveToScope(out, step, batchScope);
-                (model.isTransformer() ? residuals : logits).put(edgeCount, out);
+                (model.supportsBlockPasses() ? residuals : logits).put(edgeCount, out);
             }
         }
 

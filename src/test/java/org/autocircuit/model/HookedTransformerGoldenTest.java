@@ -199,10 +199,11 @@ class HookedTransformerGoldenTest {
         assertTrue(lacks.getMessage().contains("model.safetensors"), lacks.getMessage());
 
         Path unknownArch = Files.createDirectories(dir.resolve("arch"));
-        Files.writeString(unknownArch.resolve("config.json"), "{\"architectures\": [\"LlamaForCausalLM\"], \"n_embd\": 64}");
+        Files.writeString(unknownArch.resolve("config.json"), "{\"architectures\": [\"BloomForCausalLM\"], \"n_embd\": 64}");
         Files.copy(Fixtures.modelDir().resolve("model.safetensors"), unknownArch.resolve("model.safetensors"));
         IllegalArgumentException arch = assertThrows(IllegalArgumentException.class, () -> HookedTransformer.fromPretrained(unknownArch));
-        assertTrue(arch.getMessage().contains("architectures") && arch.getMessage().contains("GPT2LMHeadModel"), arch.getMessage());
+        assertTrue(arch.getMessage().contains("architectures") && arch.getMessage().contains("GPT2LMHeadModel")
+            && arch.getMessage().contains("LlamaForCausalLM"), arch.getMessage());
 
         Path wrongShape = Files.createDirectories(dir.resolve("shape"));
         String cfg = Files.readString(Fixtures.modelDir().resolve("config.json")).replace("\"n_inner\": 256", "\"n_inner\": 128");

@@ -1,0 +1,112 @@
+package org.autocircuit.model.arch;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import org.autocircuit.model.ModelConfig;
+import org.autocircuit.model.TransformerWeights;
+import org.autocircuit.model.WeightSource;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * {@code LlamaForCausalLM}: RMSNorm, rotary positions (full, half-split, {@code rope_theta}, optional {@code linear}
+ * or {@code llama3} scaling), grouped-query attention ({@code num_key_value_heads}), a gated SiLU MLP
+ * ({@code gate_proj}, {@code up_proj}, {@code down_proj}), biases only where {@code attention_bias} / {@code mlp_bias}
+ * say, and {@code nn.Linear} weights stored {@code [out, in]}. Mistral and Qwen2 use the same tensor names and differ
+ * only in defaults ({@link Mistral}, {@link Qwen2}).
+ */
+public class Llama implements Architecture {
+    private final String name;
+    private final String modelType;
+
+    public Llama() {
+        this("LlamaForCausalLM", "llama");
+    }
+
+    protected Llama(String name, String modelType) {
+        this.name = name;
+        this.modelType = modelType;
+    }
+
+    @Override
+    public final List<String> names() {
+        return List.of(name);
+    }
+
+    @Override
+    public final String modelType() {
+        return modelType;
+    }
+
+    /** Biases of Q/K/V, O and the MLP when config.json does not say. */
+    protected ModelConfig.Biases biases(ConfigJson json) {
+        boolean attn = json.bool("attention_bias", false);
+        return new ModelConfig.Biases(attn, attn, json.bool("mlp_bias", false));
+    }
+
+    /** {@code tie_word_embeddings} when config.json does not say (transformers' default for the family). */
+    protected boolean tiedByDefault() {
+        return false;
+    }
+
+    @Override
+    public ModelConfig config(ConfigJson json, String archName) {
+        int d = json.integer("hidden_size");
+        int heads = json.integer("num_attention_heads");
+        int kvHeads = json.integer("num_key_value_heads", heads);
+        if (heads % kvHeads != 0) {
+            throw json.error("num_key_value_heads", "(" + kvHeads + ") must divide num_attention_heads (" + heads + ")");
+        }
+        int dHead = json.has("head_dim") ? json.integer("head_dim")
+            : json.divide("hidden_size", d, "num_attention_heads", heads);
+        return new ModelConfig(archName, json.integer("num_hidden_layers"), d, heads, kvHeads, dHead,
+            json.integer("intermediate_size"), json.integer("vocab_size"), json.integer("max_position_embeddings"),
+            json.number("rms_norm_eps", 1e-6), ModelConfig.Norm.RMS_NORM, json.actFn("hidden_act", "silu"), false,
+            false, true, json.bool("tie_word_embeddings", tiedByDefault()), json.id("bos_token_id", 1),
+            Rope.read(json, dHead, 10000.0), biases(json));
+    }
+
+    @Override
+    public TransformerWeights weights(ModelConfig cfg, WeightSource hf) throws IOException {
+        int d = cfg.dModel(), h = cfg.nHeads(), kv = cfg.nKvHeads(), dh = cfg.dHead(), m = cfg.dMlp();
+        Tensor wE = Scoped.load(hf, "model.embed_tokens.weight", cfg.dVocab(), d);
+        List<TransformerWeights.Block> blocks = new ArrayList<>();
+        for (int b = 0; b < cfg.nLayers(); b++) {
+            String p = "model.layers." + b + ".";
+            String a = p + "self_attn.";
+            boolean qkvBias = cfg.biases().qkv();
+            blocks.add(new TransformerWeights.Block(
+                Scoped.load(hf, p + "input_layernorm.weight", d), null,
+                heads(hf, a + "q_proj.weight", h, dh, d), qkvBias ? headBias(hf, a + "q_proj.bias", h, dh) : null,
+                heads(hf, a + "k_proj.weight", kv, dh, d), qkvBias ? headBias(hf, a + "k_proj.bias", kv, dh) : null,
+                heads(hf, a + "v_proj.weight", kv, dh, d), qkvBias ? headBias(hf, a + "v_proj.bias", kv, dh) : null,
+                // o_proj: y = z W^T with W [d, h*dh]; W_O[h] = W[:, h]^T
+                Scoped.load(hf, a + "o_proj.weight", new long[] {d, (long) h * dh},
+                    t -> t.reshape(d, h, dh).permute(1, 2, 0).contiguous()),               // [h, dh, d]
+                cfg.biases().out() ? Scoped.load(hf, a + "o_proj.bias", d) : null,
+                Scoped.load(hf, p + "post_attention_layernorm.weight", d), null,
+                transposed(hf, p + "mlp.up_proj.weight", m, d),
+                cfg.biases().mlp() ? Scoped.load(hf, p + "mlp.up_proj.bias", m) : null,
+                transposed(hf, p + "mlp.gate_proj.weight", m, d),
+                transposed(hf, p + "mlp.down_proj.weight", d, m),
+                cfg.biases().mlp() ? Scoped.load(hf, p + "mlp.down_proj.bias", d) : null));
+        }
+        Tensor wU = cfg.tiedUnembed() ? wE.t()
+            : transposed(hf, "lm_head.weight", cfg.dVocab(), d);
+        return new TransformerWeights(wE, null, blocks, Scoped.load(hf, "model.norm.weight", d), null, wU, null);
+    }
+
+    /** A projection {@code [n*dh, d]} ({@code y = x W^T}) as per-head {@code [n, d, dh]}. */
+    private static Tensor heads(WeightSource hf, String name, int n, int dh, int d) throws IOException {
+        return Scoped.load(hf, name, new long[] {(long) n * dh, d}, t -> t.reshape(n, dh, d).permute(0, 2, 1).contiguous());
+    }
+
+    private static Tensor headBias(WeightSource hf, String name, int n, int dh) throws IOException {
+        return Scoped.load(hf, name, new long[] {(long) n * dh}, t -> t.reshape(n, dh).contiguous());
+    }
+
+    /** An {@code nn.Linear} weight {@code [out, in]} as {@code [in, out]}. */
+    private static Tensor transposed(WeightSource hf, String name, int out, int in) throws IOException {
+        return Scoped.load(hf, name, new long[] {out, in}, t -> t.t().contiguous());
+    }
+}
