@@ -14,6 +14,7 @@ import org.autocircuit.algorithms.RegisteredAlgorithm;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
 import org.autocircuit.kernels.Kernels;
@@ -57,11 +58,16 @@ final class DiscoverCommand implements Callable<Integer> {
         defaultValue = DEFAULT_TASK)
     String task;
 
-    @Option(names = "--model", description = "A model folder (Hugging Face format) for a custom task; needs --dataset.")
+    @Option(names = "--model", description = "A Hugging Face model folder (GPT-2, GPT-NeoX/Pythia, Llama, Mistral or Qwen2; one safetensors file or shards) for a custom task; needs --dataset.")
     Path model;
 
     @Option(names = "--dataset", description = "A dataset JSON (AutoCircuit format) for a custom task; needs --model.")
     Path dataset;
+
+    @Option(names = "--gqa-layout", defaultValue = "ungrouped",
+        description = "K/V destinations of a grouped-query-attention model: ungrouped (one per query head, AutoCircuit's "
+            + "and MIB's layout) or grouped (one per key/value head). Default: ${DEFAULT-VALUE}.")
+    String gqaLayout;
 
     @Option(names = "--models-root", description = "Folder holding pretrained model folders (default: <home>/models).")
     Path modelsRoot;
@@ -132,6 +138,7 @@ final class DiscoverCommand implements Callable<Integer> {
         AblationType abl = AblationType.parse(ablation);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         PatchType pt = PatchType.parse(patchType);
+        GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
         PruneMetric faithMetric = PruneMetrics.byKey(faithfulnessMetric.trim());
@@ -150,7 +157,7 @@ final class DiscoverCommand implements Callable<Integer> {
         if (resultFile != null) checkWritable(resultFile, "--result");
 
         long t0 = System.nanoTime();
-        try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing);
+        try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing, layout);
              ConsoleProgress progress = new ConsoleProgress(false)) {
             int nEdges = loaded.graph().nEdges();
             List<Integer> counts = circuitSizes(nEdges);

@@ -13,6 +13,7 @@ import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
@@ -40,7 +41,7 @@ import picocli.CommandLine.Option;
     description = "Score edges (EAP) on the train split and print circuit metrics per edge count on the test split.")
 final class EvaluateCommand implements Callable<Integer> {
 
-    @Option(names = "--model", description = "Hugging Face model folder (config.json + model.safetensors). Default: the bundled model.")
+    @Option(names = "--model", description = "Hugging Face model folder (config.json + model.safetensors or shards; GPT-2, GPT-NeoX, Llama, Mistral, Qwen2). Default: the bundled model.")
     Path model;
 
     @Option(names = "--dataset", description = "Dataset JSON (AutoCircuit format). Default: the bundled 32 IOI prompts.")
@@ -70,6 +71,9 @@ final class EvaluateCommand implements Callable<Integer> {
         defaultValue = "Logit Diff,Logit Diff Percent,Clean KL Div,Corrupt KL Div,Answer Prob,Correct Answer Greater Than Incorrect Percent")
     List<String> metrics;
 
+    @Option(names = "--gqa-layout", defaultValue = "ungrouped",
+        description = "K/V destinations of a grouped-query-attention model: ungrouped (one per query head) or grouped "
+            + "(one per key/value head). Default: ${DEFAULT-VALUE}.") String gqaLayout;
     @Option(names = "--json", description = "Print JSON (for tools calling this as a backend).") boolean json;
 
     @Override
@@ -79,6 +83,7 @@ final class EvaluateCommand implements Callable<Integer> {
         AblationType abl = AblationType.parse(ablation);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         PatchType pt = PatchType.parse(patchType);
+        GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
         LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize)
@@ -88,7 +93,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
         long t0 = System.nanoTime();
         try (PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing), true,
-                OutputSlice.LAST_SEQ, seqLen, true, Kernels.best())) {
+                OutputSlice.LAST_SEQ, seqLen, true, layout, Kernels.best())) {
             PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap());
             List<Integer> counts = edgeCounts != null ? edgeCounts
                 : EdgeCountsUtil.edgeCounts(pm.graph().nEdges(), TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null);

@@ -150,12 +150,17 @@ public final class Graph {
             }
             if (separateQkv) {
                 for (String qkv : new String[] {"q", "k", "v"}) {
-                    for (int h = 0; h < nHeads; h++) {
-                        dests.add(new DestNode("A" + b + "." + h + "." + qkv.toUpperCase(Locale.ROOT),
+                    // grouped layout: K and V destinations per key/value head g, named A<b>.kv<g>.K / .V
+                    boolean grouped = !qkv.equals("q") && shape.kvDestHeads() != nHeads;
+                    for (int h = 0; h < (grouped ? shape.kvDestHeads() : nHeads); h++) {
+                        dests.add(new DestNode("A" + b + "." + (grouped ? "kv" : "") + h + "." + qkv.toUpperCase(Locale.ROOT),
                                 "blocks." + b + ".hook_" + qkv + "_input", attnLayer, OptionalInt.of(h), 0));
                     }
                 }
             } else {
+                if (shape.kvDestHeads() != nHeads) {
+                    throw new IllegalArgumentException("the grouped K/V layout needs separate Q, K and V destinations");
+                }
                 for (int h = 0; h < nHeads; h++) {
                     dests.add(new DestNode("A" + b + "." + h, "blocks." + b + ".hook_attn_in", attnLayer,
                             OptionalInt.of(h), 0));

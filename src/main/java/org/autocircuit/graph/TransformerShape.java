@@ -9,8 +9,11 @@ package org.autocircuit.graph;
  * @param nHeads          attention heads per block
  * @param hasMlp          false for attention-only models
  * @param parallelAttnMlp attention and MLP of a block share one graph layer
+ * @param kvDestHeads     K and V destinations per block: {@code nHeads} (one per query head, the "ungrouped" layout
+ *                        of a grouped-query model, and every model without grouped-query attention) or the number of
+ *                        key/value heads (the "grouped" layout)
  */
-public record TransformerShape(int nLayers, int nHeads, boolean hasMlp, boolean parallelAttnMlp) {
+public record TransformerShape(int nLayers, int nHeads, boolean hasMlp, boolean parallelAttnMlp, int kvDestHeads) {
 
     public TransformerShape {
         if (nLayers <= 0) {
@@ -22,6 +25,19 @@ public record TransformerShape(int nLayers, int nHeads, boolean hasMlp, boolean 
         if (parallelAttnMlp && !hasMlp) {
             throw new IllegalArgumentException("parallelAttnMlp requires hasMlp, got hasMlp=false");
         }
+        if (kvDestHeads <= 0 || nHeads % kvDestHeads != 0) {
+            throw new IllegalArgumentException("kvDestHeads must divide nHeads " + nHeads + ", got " + kvDestHeads);
+        }
+    }
+
+    /** A shape with one K and one V destination per query head. */
+    public TransformerShape(int nLayers, int nHeads, boolean hasMlp, boolean parallelAttnMlp) {
+        this(nLayers, nHeads, hasMlp, parallelAttnMlp, nHeads);
+    }
+
+    /** This shape with {@code kvDestHeads} K and V destinations per block. */
+    public TransformerShape withKvDestHeads(int kvDestHeads) {
+        return new TransformerShape(nLayers, nHeads, hasMlp, parallelAttnMlp, kvDestHeads);
     }
 
     /** A sequential (GPT-2 style) transformer with MLPs. */

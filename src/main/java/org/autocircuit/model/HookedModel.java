@@ -42,6 +42,14 @@ public interface HookedModel extends AutoCloseable {
      */
     Graph graph(boolean factorized, boolean separateQkv, Integer seqLen);
 
+    /**
+     * {@link #graph(boolean, boolean, Integer)} with the K/V destinations of grouped-query attention laid out as
+     * {@code layout} says; models without grouped-query attention have one layout, which both values give.
+     */
+    default Graph graph(boolean factorized, boolean separateQkv, Integer seqLen, org.autocircuit.graph.GqaLayout layout) {
+        return graph(factorized, separateQkv, seqLen);
+    }
+
     /** Width of the residual stream: the last dimension of every source output. */
     int dModel();
 

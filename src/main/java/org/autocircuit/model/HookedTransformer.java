@@ -3,7 +3,9 @@ package org.autocircuit.model;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
+import org.autocircuit.graph.TransformerShape;
 import org.autocircuit.model.arch.Architecture;
 import org.autocircuit.model.arch.Architectures;
 import org.autocircuit.util.OwnedTensors;
@@ -206,9 +208,18 @@ public final class HookedTransformer implements HookedModel {
 
     @Override
     public Graph graph(boolean factorized, boolean separateQkv, Integer seqLen) {
-        return factorized
-            ? Graph.transformerFactorized(cfg.shape(), separateQkv, seqLen)
-            : Graph.transformerUnfactorized(cfg.shape(), seqLen);
+        return graph(factorized, separateQkv, seqLen, GqaLayout.UNGROUPED);
+    }
+
+    /**
+     * The graph; with grouped-query attention and {@link GqaLayout#GROUPED}, one K and one V destination per key/value
+     * head (factorized graphs with separate Q/K/V only: elsewhere there are no K/V destinations to group).
+     */
+    @Override
+    public Graph graph(boolean factorized, boolean separateQkv, Integer seqLen, GqaLayout layout) {
+        if (!factorized) return Graph.transformerUnfactorized(cfg.shape(), seqLen);
+        TransformerShape shape = layout == GqaLayout.GROUPED ? cfg.shape().withKvDestHeads(cfg.nKvHeads()) : cfg.shape();
+        return Graph.transformerFactorized(shape, separateQkv, seqLen);
     }
 
     @Override
@@ -445,19 +456,22 @@ public final class HookedTransformer implements HookedModel {
      */
     private Tensor project(HeadInputs in, Tensor lnW, Tensor lnB, Tensor wHeads, Tensor wFlat, Tensor bias,
                            boolean keyValue) {
-        boolean grouped = keyValue && kvHeadOfHead != null;
+        boolean gqa = keyValue && kvHeadOfHead != null;
         if (in.own() == null) {
             Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);   // [batch, seq, n, dHead]
-            return grouped ? ungroup(all) : all;
+            return gqa ? ungroup(all) : all;
         }
+        // a grouped-layout destination gives one input per key/value head: project those, then repeat them
+        boolean perKvHead = gqa && in.nHeads() == cfg.nKvHeads();
         Tensor heads = in.heads();                                                    // [p] or null: every head
-        Tensor rows = grouped ? (heads == null ? kvHeadOfHead : kvHeadOfHead.index_select(0, heads)) : heads;
+        Tensor rows = gqa && !perKvHead ? (heads == null ? kvHeadOfHead : kvHeadOfHead.index_select(0, heads)) : heads;
         Tensor w = rows == null ? wHeads : wHeads.index_select(0, rows);             // [p, dModel, dHead]
         Tensor b = rows == null || bias == null ? bias : bias.index_select(0, rows);
         Tensor own = projectPerHead(norm(in.own(), lnW, lnB), w, b);                 // [batch, seq, p, dHead]
-        if (in.shared() == null) return own;
-        Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);
-        return (grouped ? ungroup(all) : all).index_copy(2, heads, own);
+        if (in.shared() == null) return perKvHead ? ungroup(own) : own;
+        Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);        // [batch, seq, nKv|nHeads, dHead]
+        if (perKvHead) return ungroup(all.index_copy(2, heads, own));
+        return (gqa ? ungroup(all) : all).index_copy(2, heads, own);
     }
 
     /** {@code [batch, seq, nKvHeads, dHead]} repeated to {@code [batch, seq, nHeads, dHead]} (no copy without GQA). */

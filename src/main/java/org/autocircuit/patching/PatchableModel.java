@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import org.autocircuit.graph.DestModule;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.SrcModule;
@@ -105,8 +106,17 @@ public final class PatchableModel implements AutoCloseable {
      */
     public static PatchableModel of(HookedModel model, boolean factorized, OutputSlice slice, Integer seqLen,
                                     boolean separateQkv, Kernels kernels) {
+        return of(model, factorized, slice, seqLen, separateQkv, GqaLayout.UNGROUPED, kernels);
+    }
+
+    /**
+     * {@link #of(HookedModel, boolean, OutputSlice, Integer, boolean, Kernels)} with the K/V destinations of a
+     * grouped-query-attention model laid out as {@code layout} says.
+     */
+    public static PatchableModel of(HookedModel model, boolean factorized, OutputSlice slice, Integer seqLen,
+                                    boolean separateQkv, GqaLayout layout, Kernels kernels) {
         Objects.requireNonNull(model, "model");
-        Graph graph = model.graph(factorized, separateQkv, seqLen);
+        Graph graph = model.graph(factorized, separateQkv, seqLen, Objects.requireNonNull(layout, "layout"));
         return new PatchableModel(model, graph, slice, kernels == null ? Kernels.best() : kernels);
     }
 
@@ -568,7 +578,9 @@ public final class PatchableModel implements AutoCloseable {
                 String prefix = dm.moduleName().substring(0, dm.moduleName().length() - "hook_q_input".length());
                 for (String s : new String[] {"hook_k_input", "hook_v_input"}) {
                     DestModule other = destByHook.get(prefix + s);
+                    // (not the K/V inputs of a grouped layout, whose masks have fewer rows than Q's)
                     if (other != null && other.nIn() == dm.nIn() && other.inSrcStart() == dm.inSrcStart()
+                        && other.nodes().size() == dm.nodes().size()
                         && hasExampleMask(other) == hasExampleMask(dm)) group.add(other);
                 }
             }
@@ -678,7 +690,7 @@ public final class PatchableModel implements AutoCloseable {
                     new MaskLayout(false, false, false))[0];
             HeadInputs[] plans = new HeadInputs[group.size()];
             if (p == 0) {
-                java.util.Arrays.fill(plans, new HeadInputs(shared, null, null));
+                java.util.Arrays.fill(plans, HeadInputs.shared(shared));
                 return plans;
             }
             Tensor heads = AbstractTensor.create(java.util.Arrays.copyOf(ownHeads, p), p);
@@ -687,7 +699,7 @@ public final class PatchableModel implements AutoCloseable {
             Tensor[] ownMasks = new Tensor[group.size()];
             for (int i = 0; i < ownMasks.length; i++) ownMasks[i] = masks.get(group.get(i).moduleName()).index_select(0, heads);
             Tensor[] own = patched(dm, input, ownMasks, new MaskLayout(false, false, true));
-            for (int i = 0; i < plans.length; i++) plans[i] = new HeadInputs(shared, heads, own[i]);
+            for (int i = 0; i < plans.length; i++) plans[i] = new HeadInputs(shared, heads, own[i], nHeads);
             return plans;
         }
 

@@ -7,6 +7,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import org.autocircuit.graph.Edge;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.OfficialCircuit;
 import org.autocircuit.kernels.Kernels;
@@ -66,7 +67,7 @@ public final class LoadedTask implements AutoCloseable {
      * @throws IOException                     if a file cannot be read
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels) throws IOException {
-        return load(task, paths, kernels, WeightProcessing.NONE);
+        return load(task, paths, kernels, WeightProcessing.NONE, GqaLayout.UNGROUPED);
     }
 
     /**
@@ -75,6 +76,15 @@ public final class LoadedTask implements AutoCloseable {
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing)
             throws IOException {
+        return load(task, paths, kernels, processing, GqaLayout.UNGROUPED);
+    }
+
+    /**
+     * {@link #load(Task, TaskPaths, Kernels, WeightProcessing)} with the K/V destinations of a grouped-query-attention
+     * model laid out as {@code layout} says (models without grouped-query attention have one layout).
+     */
+    public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing,
+                                  GqaLayout layout) throws IOException {
         Objects.requireNonNull(task, "task");
         Objects.requireNonNull(processing, "processing");
         Objects.requireNonNull(paths, "paths");
@@ -108,7 +118,8 @@ public final class LoadedTask implements AutoCloseable {
         HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing);
         PatchableModel model;
         try {
-            model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), kernels);
+            model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), layout,
+                kernels);
         } catch (RuntimeException e) {
             transformer.close();
             throw e;
@@ -136,11 +147,15 @@ public final class LoadedTask implements AutoCloseable {
             throw new IllegalArgumentException("task '" + task.key() + "' needs the model folder " + dir
                 + ", which does not exist" + where + "; it should hold " + task.modelDescription());
         }
-        for (String f : new String[] {"config.json", "model.safetensors"}) {
-            if (!Files.isRegularFile(dir.resolve(f))) {
-                throw new IllegalArgumentException("task '" + task.key() + "': model folder " + dir + " lacks " + f
-                    + "; it should hold " + task.modelDescription());
-            }
+        if (!Files.isRegularFile(dir.resolve("config.json"))) {
+            throw new IllegalArgumentException("task '" + task.key() + "': model folder " + dir + " lacks config.json"
+                + "; it should hold " + task.modelDescription());
+        }
+        if (!Files.isRegularFile(dir.resolve("model.safetensors"))
+            && !Files.isRegularFile(dir.resolve("model.safetensors.index.json"))) {
+            throw new IllegalArgumentException("task '" + task.key() + "': model folder " + dir + " lacks "
+                + "model.safetensors (or model.safetensors.index.json and its shards); it should hold "
+                + task.modelDescription());
         }
     }
 

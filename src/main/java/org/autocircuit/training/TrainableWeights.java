@@ -11,6 +11,7 @@ import java.util.Map;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.ModelConfig;
 import org.autocircuit.model.SafeTensors;
+import org.autocircuit.model.arch.Architectures;
 import org.autocircuit.util.OwnedTensors;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
@@ -40,27 +41,15 @@ public final class TrainableWeights implements AutoCloseable {
         this.cfg = cfg;
     }
 
-    /** The names and shapes of every parameter of an attention-only model with an untied unembedding. */
+    /**
+     * The names and shapes of every parameter of an attention-only model with an untied unembedding: the tensors the
+     * GPT-2 adapter ({@link org.autocircuit.model.arch.Gpt2}) reads, in its order, so that what training writes is
+     * exactly what loading reads.
+     */
     public static Map<String, long[]> shapes(ModelConfig cfg) {
         if (!cfg.attnOnly()) throw new IllegalArgumentException("TrainableWeights supports attention-only models only");
         if (cfg.tiedUnembed()) throw new IllegalArgumentException("TrainableWeights expects an untied unembedding");
-        long d = cfg.dModel();
-        Map<String, long[]> s = new LinkedHashMap<>();
-        s.put("transformer.wte.weight", new long[] {cfg.dVocab(), d});
-        s.put("transformer.wpe.weight", new long[] {cfg.nCtx(), d});
-        for (int b = 0; b < cfg.nLayers(); b++) {
-            String p = "transformer.h." + b + ".";
-            s.put(p + "ln_1.weight", new long[] {d});
-            s.put(p + "ln_1.bias", new long[] {d});
-            s.put(p + "attn.c_attn.weight", new long[] {d, 3 * d});
-            s.put(p + "attn.c_attn.bias", new long[] {3 * d});
-            s.put(p + "attn.c_proj.weight", new long[] {d, d});
-            s.put(p + "attn.c_proj.bias", new long[] {d});
-        }
-        s.put("transformer.ln_f.weight", new long[] {d});
-        s.put("transformer.ln_f.bias", new long[] {d});
-        s.put("lm_head.weight", new long[] {cfg.dVocab(), d});
-        return s;
+        return Architectures.forName(cfg.architecture()).tensorShapes(cfg);
     }
 
     /**

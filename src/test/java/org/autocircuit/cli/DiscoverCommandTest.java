@@ -42,6 +42,32 @@ class DiscoverCommandTest {
         System.out.printf("CPR/CMD: EAP %.3f/%.3f, ACDC %.3f/%.3f%n", eapF.cpr(), eapF.cmd(), acdcF.cpr(), acdcF.cmd());
     }
 
+    /** `discover --model <llama folder> --dataset <file>` end to end, in both grouped-query layouts, with the report. */
+    @Test
+    void discoversOnALlamaFolderInBothLayouts(@TempDir Path dir) throws Exception {
+        Path llama = org.autocircuit.testing.FamilyFixtures.modelDir("llama");
+        Path dataset = org.autocircuit.testing.Fixtures.resource("datasets/ioi-32.json");
+        int[] edges = new int[2];
+        String[] layouts = {"ungrouped", "grouped"};
+        for (int i = 0; i < 2; i++) {
+            Path result = dir.resolve(layouts[i] + ".json");
+            Path report = dir.resolve(layouts[i] + ".html");
+            Outcome o = ReportCommandTest.run("discover", "--model", llama.toString(), "--dataset", dataset.toString(),
+                "--gqa-layout", layouts[i], "--algorithms", "EAP,Random", "--result", result.toString(),
+                "--report", report.toString(), "--top", "3");
+            assertEquals(0, o.code(), o.err());
+            assertTrue(Files.readString(report).contains("<html"), "report written");
+            DiscoveryResult r = DiscoveryResult.read(result);
+            var top = r.algorithm("Edge Answer Logit Diff Gradient At Clean").topEdges();
+            assertFalse(top.isEmpty(), "EAP ranked edges");
+            edges[i] = r.graph().nEdges();
+            assertEquals(edges[i], r.algorithm("Edge Answer Logit Diff Gradient At Clean").scores().size());
+        }
+        // 4 query heads, 2 key/value heads: 110 edges ungrouped (AutoCircuit's graph), 82 grouped (docs/models.md)
+        assertEquals(110, edges[0]);
+        assertEquals(82, edges[1]);
+    }
+
     @Test
     void badInputExitsTwoWithTheValidChoicesAndWritesNothing(@TempDir Path dir) {
         Path report = dir.resolve("r.html");

@@ -46,6 +46,8 @@ public final class Gpt2 implements Architecture {
         List<TransformerWeights.Block> blocks = new ArrayList<>();
         for (int b = 0; b < cfg.nLayers(); b++) {
             String p = "transformer.h." + b + ".";
+            Tensor ln1W = Scoped.load(hf, p + "ln_1.weight", d);
+            Tensor ln1B = Scoped.load(hf, p + "ln_1.bias", d);
             // Conv1D: y = x @ W with W [in, out]; c_attn packs Q, K, V along out.
             Tensor[] w = Scoped.split(hf, p + "attn.c_attn.weight", new long[] {d, 3L * d}, cAttn -> {
                 Tensor[] out = new Tensor[3];
@@ -61,8 +63,6 @@ public final class Gpt2 implements Architecture {
             });
             Tensor wO = Scoped.load(hf, p + "attn.c_proj.weight", new long[] {d, d}, t -> t.reshape(h, dh, d).contiguous());
             Tensor bO = Scoped.load(hf, p + "attn.c_proj.bias", d);
-            Tensor ln1W = Scoped.load(hf, p + "ln_1.weight", d);
-            Tensor ln1B = Scoped.load(hf, p + "ln_1.bias", d);
             Tensor ln2W = null, ln2B = null, wIn = null, bIn = null, wOut = null, bOut = null;
             if (!cfg.attnOnly()) {
                 ln2W = Scoped.load(hf, p + "ln_2.weight", d);
