@@ -72,6 +72,8 @@ class FamilyRunCircuitsGoldenTest {
                         checkPerPrompt(golden.get("run_circuits_resample_detail").get(patchType.name()), outs, test, where);
                     }
                     ModelMetricContext ctx = new ModelMetricContext(model, test);
+                    double cleanLogitDiff = Math.abs(FamilyFixtures.golden(family, "clean_logits.json").get("test")
+                        .get("clean_logit_diff").asDouble());
                     byMetric.fields().forEachRemaining(e -> {
                         List<Measurement> actual = PruneMetrics.byKey(e.getKey()).measure(ctx, outs);
                         assertEquals(e.getValue().size(), actual.size(), where + " " + e.getKey() + ": points");
@@ -79,14 +81,35 @@ class FamilyRunCircuitsGoldenTest {
                             JsonNode point = e.getValue().get(i);
                             assertEquals(point.get(0).asDouble(), actual.get(i).x(), 0, where + " " + e.getKey() + " edge count");
                             double expected = point.get(1).asDouble();
+                            String at = where + " " + e.getKey() + " at " + point.get(0).asInt() + " edges";
+                            if (atNoiseFloor(byMetric, i)) {
+                                // A circuit that cuts every path to the output leaves the final residual at float
+                                // rounding noise, which the final norm scales up to logits of ~1e-5: their values and
+                                // order depend on summation order (AutoCircuit, the reference and the native kernels
+                                // each give other noise). Logit-valued metrics are held to 2e-5, as the logits are;
+                                // the metrics that rank such logits cannot be compared.
+                                if (e.getKey().contains("Percent") && !e.getKey().equals("Logit Diff Percent")) continue;
+                                double atol = e.getKey().equals("Logit Diff Percent") ? 100 * 2e-5 / cleanLogitDiff : 2e-5;
+                                assertEquals(expected, actual.get(i).y(), atol + 1e-3 * Math.abs(expected), at);
+                                continue;
+                            }
                             // rtol 1e-3 with a floor for values that are ~0 (KL of identical outputs), as for GPT-2
-                            assertEquals(expected, actual.get(i).y(), 1e-3 * Math.abs(expected) + 2e-6,
-                                where + " " + e.getKey() + " at " + point.get(0).asInt() + " edges");
+                            assertEquals(expected, actual.get(i).y(), 1e-3 * Math.abs(expected) + 2e-6, at);
                         }
                     });
                 }
             }
         }
+    }
+
+    /**
+     * Whether point {@code i} of a golden run is a circuit whose logits sit at float noise: AutoCircuit's Logit Diff and
+     * Answer Logit there are nonzero but below 1e-4 (exactly 0 is a clean cut: no path to the output at all).
+     */
+    private static boolean atNoiseFloor(JsonNode byMetric, int i) {
+        double diff = Math.abs(byMetric.get("Logit Diff").get(i).get(1).asDouble());
+        double answer = Math.abs(byMetric.get("Answer Logit").get(i).get(1).asDouble());
+        return diff < 1e-4 && answer < 1e-4 && (diff > 0 || answer > 0);
     }
 
     private static void checkPerPrompt(JsonNode detail, CircuitOutputs outs, List<PromptPairBatch> test, String where) {

@@ -40,6 +40,7 @@ class FamilyLogitsGoldenTest {
     @ValueSource(strings = {"llama", "neox"})
     void cleanLogitsMatchTransformerLens(String family) {
         JsonNode golden = FamilyFixtures.golden(family, "clean_logits.json");
+        double maxDiff = 0;
         try (HookedTransformer model = FamilyFixtures.model(family)) {
             for (String split : List.of("train", "test")) {
                 PromptDataLoader loader = split.equals("train") ? data.train() : data.test();
@@ -70,6 +71,9 @@ class FamilyLogitsGoldenTest {
                             assertEquals(g.get("clean_argmax").get(i).asLong(), argmax[i], at + " argmax");
                             assertEquals(g.get("corrupt_logit_diff_per_prompt").get(i).asDouble(),
                                 k[i * vocab + ans] - k[i * vocab + wrong], 1e-4, at + " corrupt logit diff");
+                            maxDiff = Math.max(maxDiff, Math.max(
+                                Math.abs(g.get("clean_answer_logit").get(i).asDouble() - c[i * vocab + ans]),
+                                Math.abs(g.get("clean_logsumexp").get(i).asDouble() - lse[i])));
                             cleanDiff += c[i * vocab + ans] - c[i * vocab + wrong];
                             corruptDiff += k[i * vocab + ans] - k[i * vocab + wrong];
                         }
@@ -83,5 +87,6 @@ class FamilyLogitsGoldenTest {
                     family + " " + split + " corrupt logit diff");
             }
         }
+        System.out.printf("%s: largest difference from TransformerLens's answer logits and logsumexps: %.2e%n", family, maxDiff);
     }
 }
