@@ -150,8 +150,13 @@ public final class HookedTransformer implements HookedModel {
             throw new IllegalArgumentException("weight processing '" + processing.cliName() + "' is implemented for "
                 + "GPT-2 checkpoints; " + config + " holds " + read.config().architecture());
         }
-        try (Checkpoint checkpoint = Checkpoint.open(folder)) {
-            return build(read.architecture(), processing.config(read.config()), processing.apply(read.config(), checkpoint));
+        try (Checkpoint checkpoint = Checkpoint.open(folder); PointerScope scope = new PointerScope()) {
+            WeightSource source = processing.apply(read.config(), checkpoint);
+            // TL processing rewrites every weight on its first request and serves them from then on: make that request
+            // here, so the processed weights live in this scope rather than in the scope of the first tensor converted.
+            // (It holds the processed checkpoint beside the model while building; GPT-2-sized models only.)
+            if (processing != WeightProcessing.NONE) source.loadIfPresent("lm_head.bias", read.config().dVocab());
+            return build(read.architecture(), processing.config(read.config()), source);
         }
     }
 

@@ -92,17 +92,35 @@ class FamilyScoresGoldenTest {
         return Stream.of(FamilyFixtures.FAMILIES);
     }
 
+    /** Every recorded ACDC run on both kernel paths, but the multi-τ runs on the reference path ({@link #slowAcdcRuns}). */
     static Stream<Arguments> acdcRuns() {
+        return acdcRuns(false);
+    }
+
+    /** The multi-τ ACDC runs on the reference path: tens of seconds each, no code the default runs leave out. */
+    static Stream<Arguments> slowAcdcRuns() {
+        return acdcRuns(true);
+    }
+
+    private static Stream<Arguments> acdcRuns(boolean slow) {
         List<Arguments> out = new ArrayList<>();
         for (String family : FamilyFixtures.FAMILIES) {
             JsonNode runs = acdcGolden(family).get("runs");
             for (int i = 0; i < runs.size(); i++) {
                 for (String kernels : new String[] {"reference", "native"}) {
-                    out.add(Arguments.of(family, i, runs.get(i).get("taus").toString(), kernels));
+                    boolean isSlow = kernels.equals("reference") && runs.get(i).get("taus").size() > 1;
+                    if (isSlow == slow) out.add(Arguments.of(family, i, runs.get(i).get("taus").toString(), kernels));
                 }
             }
         }
         return out.stream();
+    }
+
+    @org.junit.jupiter.api.Tag("slow")
+    @ParameterizedTest(name = "{0}, run {1}, taus {2}, {3} kernels")
+    @MethodSource("slowAcdcRuns")
+    void slowAcdcRunsMatchAutoCircuit(String family, int runIndex, String tausText, String kernels) {
+        acdcMatchesAutoCircuit(family, runIndex, tausText, kernels);
     }
 
     /**
