@@ -93,16 +93,35 @@ class AcdcGoldenTest {
                 // At τ = 1e-6 the decisions sit on float32 noise: the KL values themselves are ~1e-6 (Σ over 8 × 50,257
                 // terms of p·(log p − log q), with log p ≈ −11 carrying ~1e-6 rounding), so which edges fall at 1e-6
                 // rather than 1e-5 depends on the last bits of the logits (e.g. A0.1->A1.3.K: ΔKL = 1.063e-6 here,
-                // AutoCircuit removed it). The circuit (+∞) and every score from 1e-5 up must still match exactly.
+                // AutoCircuit removed it). Those are counted, not failed (at most 1 in 20).
+                // On the 1,650-edge token graph the 1e-5 pass has a few close calls of the same kind: an edge whose ΔKL
+                // lies within float32 rounding of 1e-5 (or whose earlier close calls in the same pass changed the state
+                // it is tried from) is removed one τ step later or earlier than AutoCircuit removed it. Which edges do
+                // depends on the BLAS thread count and the machine (two full runs on this project's machine gave edge
+                // 1184 and edge 1244). Such a one-step difference between finite τs is allowed for at most 1 edge in
+                // 200; the circuit (+∞), every other score, and the single-τ runs (exact, above) must match exactly.
                 int noise = 0;
+                int closeCalls = 0;
+                List<Float> taus = new ArrayList<>();
+                for (JsonNode t : goldenRun.get("taus")) taus.add((float) t.asDouble());
                 for (int i = 0; i < expected.length; i++) {
                     if (expected[i] != actual[i]) noise++;
                     expected[i] = Math.max(expected[i], 1e-5f);
                     actual[i] = Math.max(actual[i], 1e-5f);
+                    int e = taus.indexOf(expected[i]);
+                    int a = taus.indexOf(actual[i]);
+                    if (e >= 0 && a >= 0 && Math.abs(e - a) == 1) {
+                        closeCalls++;
+                        System.out.printf("ACDC %s %s: edge %d removed at τ %s, AutoCircuit at %s (close call)%n", fixture,
+                            kind, i, actual[i], expected[i]);
+                        actual[i] = expected[i];
+                    }
                 }
-                System.out.printf("ACDC %s %s, %s kernels: %d of %d edges differ only between 1e-6 and 1e-5%n", fixture, kind,
-                    kernels, noise, expected.length);
+                System.out.printf("ACDC %s %s, %s kernels: %d of %d edges differ only between 1e-6 and 1e-5, %d one τ step"
+                    + " apart above it%n", fixture, kind, kernels, noise - closeCalls, expected.length, closeCalls);
                 assertTrue(noise <= expected.length / 20, noise + " edges differ at the noise floor");
+                assertTrue(closeCalls <= expected.length / 200, closeCalls + " edges removed one τ step away from"
+                    + " AutoCircuit's, more than 1 in 200");
             }
             assertClose(expected, actual, 0, 1e-6, kind + " scores for taus " + tausText);
         }
