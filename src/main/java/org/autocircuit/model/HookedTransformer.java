@@ -242,11 +242,8 @@ public final class HookedTransformer implements HookedModel {
             throw new IllegalArgumentException("sequence of " + (prefix + seq) + " tokens exceeds n_ctx " + cfg.nCtx());
         }
         Tensor keyMask = fullKeyMask(attentionMask, cache, batch, seq);                 // [batch, prefix+seq] or null
-        Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
         Tensor embed = wE.index_select(0, tokens.reshape(-1)).reshape(batch, seq, cfg.dModel());
-        Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
-            ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
-        Tensor resid = embed.add(posEmbed);                                            // [batch, seq, dModel]
+        Tensor resid = embed.add(positionEmbedding(keyMask, prefix, batch, seq));      // [batch, seq, dModel]
         return slice.apply(runBlocksResid(0, resid, keyMask, cache, hooks, residPre,
             lastPositionOnly && slice == OutputSlice.LAST_SEQ));
     }
@@ -304,10 +301,8 @@ public final class HookedTransformer implements HookedModel {
         Tensor[] values = new Tensor[cfg.nLayers()];
         try (var guard = new org.bytedeco.pytorch.NoGradGuard()) {
             Tensor keyMask = prefixMask;
-            Tensor positions = positions(keyMask, 0, shape[1]);
             Tensor resid = wE.index_select(0, prefixTokens.reshape(-1)).reshape(shape[0], shape[1], cfg.dModel())
-                .add(wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
-                    ? new long[] {1, shape[1], cfg.dModel()} : new long[] {shape[0], shape[1], cfg.dModel()}));
+                .add(positionEmbedding(keyMask, 0, shape[0], shape[1]));
             for (int b = 0; b < cfg.nLayers(); b++) {
                 Block w = blocks[b];
                 Tensor ln = layerNorm(resid, w.ln1W(), w.ln1B());
@@ -492,6 +487,21 @@ public final class HookedTransformer implements HookedModel {
         Tensor pm = prefixMask != null ? prefixMask : torch.ones(new long[] {batch, cache.prefixLength()},
             new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
         return torch.cat(new TensorVector(pm, current), 1);
+    }
+
+    /**
+     * The learned position embeddings of the current {@code seq} positions: {@code [1, seq, dModel]} without padding,
+     * {@code [batch, seq, dModel]} with it. Padded positions get 0, not the embedding of position 0, as TransformerLens
+     * sets them: nothing attends to them, but their source outputs enter per-position means over a data set
+     * (TOKENWISE_MEAN_*, BATCH_*_MEAN) at positions where other prompts are real (docs/quirks.md).
+     */
+    private Tensor positionEmbedding(Tensor keyMask, int prefix, long batch, long seq) {
+        Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
+        if (positions.dim() == 1) {
+            return wPos.index_select(0, positions).reshape(1, seq, cfg.dModel());
+        }
+        Tensor real = keyMask.narrow(1, prefix, seq).to(wPos.scalar_type()).unsqueeze(2);   // [batch, seq, 1]
+        return wPos.index_select(0, positions.reshape(-1)).reshape(batch, seq, cfg.dModel()).mul(real);
     }
 
     /**
