@@ -22,7 +22,8 @@ import org.bytedeco.pytorch.global.torch;
  * attention output written per head ({@code hook_result}, without {@code b_O}) and then summed.
  * Per-head Q/K/V inputs go through {@code ln1} separately for each head copy, because patching can make
  * the copies differ. Left padding is handled as TransformerLens does: masked keys, positions shifted so
- * that the first real token is position 0, and fully masked rows set to 0 instead of NaN.
+ * that the first real token is position 0, a zero position embedding at padded positions, and fully masked rows set
+ * to 0 instead of NaN.
  *
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
