@@ -30,8 +30,8 @@ import org.bytedeco.pytorch.global.torch;
  * without {@code b_O}) and then summed, and per-head Q/K/V inputs go through the first norm separately for each head
  * copy, because patching can make the copies differ. With grouped-query attention every query head has its own K and
  * V input (the "ungrouped" graph layout), projected by the weights of its key/value head. Left padding is handled as
- * TransformerLens does: masked keys, positions shifted so that the first real token is position 0, and fully masked
- * rows set to 0 instead of NaN.
+ * TransformerLens does: masked keys, positions shifted so that the first real token is position 0, a zero position
+ * embedding at padded positions (learned positions), and fully masked rows set to 0 instead of NaN.
  *
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
@@ -282,19 +282,26 @@ public final class HookedTransformer implements HookedModel {
         }
         Tensor keyMask = fullKeyMask(attentionMask, cache, batch, seq);                 // [batch, prefix+seq] or null
         Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
-        Tensor resid = embed(tokens, positions);                                       // [batch, seq, dModel]
+        Tensor resid = embed(tokens, positions, keyMask, prefix);                      // [batch, seq, dModel]
         return slice.apply(runBlocksResid(0, resid, keyMask, positions, cache, hooks, residPre,
             lastPositionOnly && slice == OutputSlice.LAST_SEQ));
     }
 
-    /** Token embedding plus, for learned positions, the position embedding: {@code [batch, seq, dModel]}. */
-    private Tensor embed(Tensor tokens, Tensor positions) {
+    /**
+     * Token embedding plus, for learned positions, the position embedding: {@code [batch, seq, dModel]}. Padded
+     * positions get a zero position embedding, as TransformerLens gives them (they enter per-position dataset means).
+     *
+     * @param keyMask [batch, prefix+seq] 1 for real tokens, or null without padding
+     */
+    private Tensor embed(Tensor tokens, Tensor positions, Tensor keyMask, int prefix) {
         long batch = tokens.size(0), seq = tokens.size(1);
         Tensor embed = wE.index_select(0, tokens.reshape(-1)).reshape(batch, seq, cfg.dModel());
         if (wPos == null) return embed;
-        Tensor posEmbed = wPos.index_select(0, positions.reshape(-1)).reshape(positions.dim() == 1
-            ? new long[] {1, seq, cfg.dModel()} : new long[] {batch, seq, cfg.dModel()});
-        return embed.add(posEmbed);
+        if (positions.dim() == 1) {
+            return embed.add(wPos.index_select(0, positions).reshape(1, seq, cfg.dModel()));
+        }
+        Tensor real = keyMask.narrow(1, prefix, seq).to(wPos.scalar_type()).unsqueeze(2);   // [batch, seq, 1]
+        return embed.add(wPos.index_select(0, positions.reshape(-1)).reshape(batch, seq, cfg.dModel()).mul(real));
     }
 
     /**
@@ -351,7 +358,7 @@ public final class HookedTransformer implements HookedModel {
         try (var guard = new org.bytedeco.pytorch.NoGradGuard()) {
             Tensor keyMask = prefixMask;
             Tensor positions = positions(keyMask, 0, shape[1]);
-            Tensor resid = embed(prefixTokens, positions);
+            Tensor resid = embed(prefixTokens, positions, keyMask, 0);
             for (int b = 0; b < cfg.nLayers(); b++) {
                 Block w = blocks[b];
                 Tensor ln = norm(resid, w.ln1W(), w.ln1B());
@@ -608,6 +615,21 @@ public final class HookedTransformer implements HookedModel {
         Tensor pm = prefixMask != null ? prefixMask : torch.ones(new long[] {batch, cache.prefixLength()},
             new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
         return torch.cat(new TensorVector(pm, current), 1);
+    }
+
+    /**
+     * The learned position embeddings of the current {@code seq} positions: {@code [1, seq, dModel]} without padding,
+     * {@code [batch, seq, dModel]} with it. Padded positions get 0, not the embedding of position 0, as TransformerLens
+     * sets them: nothing attends to them, but their source outputs enter per-position means over a data set
+     * (TOKENWISE_MEAN_*, BATCH_*_MEAN) at positions where other prompts are real (docs/quirks.md).
+     */
+    private Tensor positionEmbedding(Tensor keyMask, int prefix, long batch, long seq) {
+        Tensor positions = positions(keyMask, prefix, seq);                            // [batch, seq] or [seq]
+        if (positions.dim() == 1) {
+            return wPos.index_select(0, positions).reshape(1, seq, cfg.dModel());
+        }
+        Tensor real = keyMask.narrow(1, prefix, seq).to(wPos.scalar_type()).unsqueeze(2);   // [batch, seq, 1]
+        return wPos.index_select(0, positions.reshape(-1)).reshape(batch, seq, cfg.dModel()).mul(real);
     }
 
     /**

@@ -28,7 +28,10 @@ public final class Ablations {
         if (type.meanOverDataset()) {
             throw new IllegalArgumentException(type + " is a dataset mean: use Ablations.datasetMean with the loader's batches");
         }
-        try (NoGradGuard g = new NoGradGuard()) {
+        // a mean over positions reads every position of every source, also where run_circuits' passes would compute
+        // the last block at the last position only
+        try (NoGradGuard g = new NoGradGuard();
+             PatchableModel.OutputsOnly every = type == AblationType.BATCH_ALL_TOK_MEAN ? model.everyPosition() : () -> {}) {
             Tensor outs = model.srcOutputs(input, attentionMask, null);             // [nSrc, batch, seq, dModel]
             long[] s = outs.shape();
             return switch (type) {

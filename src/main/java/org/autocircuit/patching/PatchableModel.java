@@ -400,6 +400,17 @@ public final class PatchableModel implements AutoCloseable {
         return () -> outputsOnly = previous;
     }
 
+    /**
+     * Suspends {@link #outputsOnly()} until closed: {@link #srcOutputs} passes then compute every position of the last
+     * block too. For ablation values read at positions the output does not reach (BATCH_ALL_TOK_MEAN averages each
+     * source over every position, so a trimmed last block would average its last position with zeros).
+     */
+    OutputsOnly everyPosition() {
+        boolean previous = outputsOnly;
+        outputsOnly = false;
+        return () -> outputsOnly = previous;
+    }
+
     /** The scope of {@link #outputsOnly()}. */
     interface OutputsOnly extends AutoCloseable {
         @Override

@@ -196,13 +196,22 @@ public final class Datasets {
             this.ready = ready;
         }
 
-        /** Min over prompts of the first index where clean and corrupt differ (0 if they never do). */
+        /**
+         * Min over prompts of the first index where clean and corrupt differ (0 if they never do), and,
+         * unlike Python, also no later than the first position whose padding differs between clean and corrupt or
+         * between prompts. The padding id is BOS (50256 for GPT-2), so token ids alone cannot tell a padded position
+         * from a BOS: comparing ids only let a prompt of one length be served the cached prefix of a prompt of
+         * another, its BOS masked out or padding attended to, with no warning (mixed-length data gave full-model
+         * logit differences that no split of the prompts could average to). With left padding of mixed lengths
+         * the first position already differs, so such data runs without a cache, exactly.
+         */
         int commonDivergeIdx() {
             int best = Integer.MAX_VALUE;
             for (int r = 0; r < clean.length; r++) {
                 int first = 0;
                 for (int s = 0; s < clean[r].length; s++) {
-                    if (clean[r][s] != corrupt[r][s]) {
+                    if (clean[r][s] != corrupt[r][s] || (cleanMask != null && (cleanMask[r][s] != corruptMask[r][s]
+                            || cleanMask[r][s] != cleanMask[0][s]))) {
                         first = s;
                         break;
                     }

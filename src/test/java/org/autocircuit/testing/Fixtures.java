@@ -73,6 +73,25 @@ public final class Fixtures {
         }
     }
 
+    /**
+     * The 32 mixed-template IOI prompts (15–21 tokens with BOS, left-padded), loaded with the options the padded golden
+     * files record in their header ({@code golden/padded/clean_logits.json}: no seq length, otherwise as {@link #ioi()}).
+     */
+    public static Datasets.LoadedDatasets ioiPadded() {
+        JsonNode o = golden("padded/clean_logits.json").get("header").get("load_datasets_from_json");
+        LoaderOptions options = LoaderOptions.builder().prependBos(o.get("prepend_bos").asBoolean())
+            .batchSize(o.get("batch_size").asInt())
+            .trainTestSize(o.get("train_test_size").get(0).asInt(), o.get("train_test_size").get(1).asInt())
+            .returnSeqLength(o.get("return_seq_length").asBoolean()).tailDivergence(o.get("tail_divergence").asBoolean())
+            .shuffle(o.get("shuffle").asBoolean()).randomSeed(o.get("random_seed").asInt()).pad(o.get("pad").asBoolean())
+            .build();
+        try {
+            return Datasets.load(resource("datasets/ioi-32-padded.json"), options, new Gpt2Tokenizer());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     public static JsonNode golden(String name) {
         try (InputStream in = Fixtures.class.getResourceAsStream("/fixtures/golden/" + name)) {
             if (in == null) throw new IllegalStateException("missing golden file " + name);
