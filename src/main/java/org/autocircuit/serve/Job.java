@@ -33,6 +33,7 @@ final class Job {
     private Instant finished;
     private String error;
     private volatile boolean cancelRequested;
+    private String cancelReason = "cancelled";
     private long version;
     // progress
     private String algorithm;
@@ -81,11 +82,20 @@ final class Job {
         return cancelRequested;
     }
 
-    /** Asks the job to stop; a queued job is cancelled at once, a running one at its next step. */
-    synchronized boolean requestCancel() {
+    synchronized String cancelReason() {
+        return cancelReason;
+    }
+
+    /**
+     * Asks the job to stop; a queued job is cancelled at once, a running one at its next step.
+     *
+     * @param reason who asked ("cancelled", "the server stopped"), kept as the job's error
+     */
+    synchronized boolean requestCancel(String reason) {
         if (state.isFinal()) return false;
         cancelRequested = true;
-        if (state == State.QUEUED) finish(State.CANCELLED, "cancelled before it started");
+        cancelReason = reason;
+        if (state == State.QUEUED) finish(State.CANCELLED, reason + " before it started");
         changed();
         return true;
     }

@@ -99,7 +99,7 @@ final class JobManager implements AutoCloseable {
      * Cancels a queued or running job (true), or deletes a finished one with its files (false).
      */
     boolean cancelOrDelete(Job job) throws IOException {
-        if (job.requestCancel()) {
+        if (job.requestCancel("cancelled")) {
             if (job.state() == Job.State.CANCELLED) store.save(job);
             return true;
         }
@@ -124,7 +124,7 @@ final class JobManager implements AutoCloseable {
                     store.saveResult(job.id(), result);
                     job.finish(Job.State.SUCCEEDED, null);
                 } catch (CancellationException e) {
-                    job.finish(Job.State.CANCELLED, "cancelled while running");
+                    job.finish(Job.State.CANCELLED, job.cancelReason() + " while it was running");
                 } catch (IllegalArgumentException | UnsupportedOperationException e) {
                     job.finish(Job.State.FAILED, e.getMessage());
                 } catch (Throwable e) {
@@ -133,7 +133,7 @@ final class JobManager implements AutoCloseable {
                 }
             }
         } catch (CancellationException e) {
-            job.finish(Job.State.CANCELLED, "cancelled while loading its model");
+            job.finish(Job.State.CANCELLED, job.cancelReason() + " while it was loading its model");
         } catch (IllegalArgumentException | UnsupportedOperationException e) {
             job.finish(Job.State.FAILED, "cannot load the task: " + e.getMessage());
         } catch (Throwable e) {
@@ -186,7 +186,7 @@ final class JobManager implements AutoCloseable {
     void shutdown(long waitSeconds) {
         workers.shutdown();
         for (Job j : list()) {
-            if (j.requestCancel() && j.state() == Job.State.CANCELLED) save(j);
+            if (j.requestCancel("the server stopped") && j.state() == Job.State.CANCELLED) save(j);
         }
         try {
             workers.awaitTermination(waitSeconds, TimeUnit.SECONDS);

@@ -252,4 +252,18 @@ class ServerJobsTest {
             assertNotNull(list.get(0).get("error").asText());
         }
     }
+
+    @Test
+    void stoppingTheServerCancelsRunningJobsAndSaysWhy() throws Exception {
+        Path state = tmp.resolve("state");
+        String id;
+        try (TestServer s = new TestServer(TestServer.config(state))) {
+            id = s.submit("{\"task\": \"induction-2l\", \"algorithms\": [\"ACDC\", \"EAP\"]}");
+            s.await(id, Set.of("running"), Duration.ofSeconds(60));
+        }
+        JsonNode record = TestServer.JSON.readTree(state.resolve("jobs/" + id + "/job.json").toFile());
+        assertEquals("cancelled", record.get("state").asText(), record.toString());
+        assertTrue(record.get("error").asText().startsWith("the server stopped"), record.toString());
+        assertFalse(Files.exists(state.resolve("jobs/" + id + "/result.json")));
+    }
 }
