@@ -266,4 +266,21 @@ class ServerJobsTest {
         assertTrue(record.get("error").asText().startsWith("the server stopped"), record.toString());
         assertFalse(Files.exists(state.resolve("jobs/" + id + "/result.json")));
     }
+
+    @Test
+    void loadedModelsAreBoundedLeastRecentlyUsedFirst() throws Exception {
+        try (TestServer s = new TestServer(TestServer.config(tmp.resolve("a")).withModelBounds(1, 1L << 30))) {
+            assertEquals("succeeded", s.awaitFinal(s.submit(TINY_JOB)).get("state").asText());
+            assertEquals("induction-2l", TestServer.json(s.get("/health")).get("loaded_models").get(0).get("task").asText());
+            assertEquals("succeeded", s.awaitFinal(s.submit(CUSTOM_JOB)).get("state").asText());
+            JsonNode loaded = TestServer.json(s.get("/health")).get("loaded_models");
+            assertEquals(1, loaded.size(), loaded.toString());
+            assertEquals("custom", loaded.get(0).get("task").asText(), "the older one was closed");
+        }
+        // a byte bound below one model's weights keeps nothing loaded once the job is done
+        try (TestServer s = new TestServer(TestServer.config(tmp.resolve("b")).withModelBounds(4, 1))) {
+            assertEquals("succeeded", s.awaitFinal(s.submit(TINY_JOB)).get("state").asText());
+            assertEquals(0, TestServer.json(s.get("/health")).get("loaded_models").size());
+        }
+    }
 }
