@@ -2,37 +2,19 @@ package org.autocircuit.cli;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import org.autocircuit.algorithms.PruneAlgorithms;
-import org.autocircuit.algorithms.PruneRun;
 import org.autocircuit.algorithms.RegisteredAlgorithm;
-import org.autocircuit.graph.Edge;
-import org.autocircuit.graph.EdgeCounts;
-import org.autocircuit.graph.EdgeCountsUtil;
+import org.autocircuit.discovery.Discovery;
 import org.autocircuit.graph.GqaLayout;
-import org.autocircuit.graph.PruneScores;
-import org.autocircuit.graph.TestEdges;
 import org.autocircuit.kernels.Kernels;
-import org.autocircuit.metrics.Measurement;
-import org.autocircuit.metrics.ModelMetricContext;
-import org.autocircuit.metrics.PruneMetric;
-import org.autocircuit.metrics.PruneMetrics;
-import org.autocircuit.metrics.Roc;
 import org.autocircuit.model.WeightProcessing;
-import org.autocircuit.patching.AblationType;
-import org.autocircuit.patching.CircuitOutputs;
-import org.autocircuit.patching.PatchType;
-import org.autocircuit.patching.RunCircuits;
+import org.autocircuit.report.DiscoveryResult;
 import org.autocircuit.report.DiscoveryResult.AlgorithmResult;
 import org.autocircuit.report.DiscoveryResult.EdgeScore;
 import org.autocircuit.report.DiscoveryResult.FaithfulnessPoint;
-import org.autocircuit.report.DiscoveryResult;
-import org.autocircuit.report.DiscoveryResultBuilder;
 import org.autocircuit.report.HtmlReport;
 import org.autocircuit.tasks.LoadedTask;
 import org.autocircuit.tasks.Task;
@@ -64,11 +46,6 @@ final class DiscoverCommand implements Callable<Integer> {
     @Option(names = "--dataset", description = "A dataset JSON (AutoCircuit format) for a custom task; needs --model.")
     Path dataset;
 
-    @Option(names = "--gqa-layout", defaultValue = "ungrouped",
-        description = "K/V destinations of a grouped-query-attention model: ungrouped (one per query head, AutoCircuit's "
-            + "and MIB's layout) or grouped (one per key/value head). Default: ${DEFAULT-VALUE}.")
-    String gqaLayout;
-
     @Option(names = "--models-root", description = "Folder holding pretrained model folders (default: <home>/models).")
     Path modelsRoot;
 
@@ -77,6 +54,11 @@ final class DiscoverCommand implements Callable<Integer> {
             + "center_writing_weights, center_unembed, fold_value_biases, as AutoCircuit's load_tl_model). "
             + "Default: ${DEFAULT-VALUE}.")
     String weightProcessing;
+
+    @Option(names = "--gqa-layout", defaultValue = "ungrouped",
+        description = "K/V destinations of a grouped-query-attention model: ungrouped (one per query head, AutoCircuit's "
+            + "and MIB's layout) or grouped (one per key/value head). Default: ${DEFAULT-VALUE}.")
+    String gqaLayout;
 
     @Option(names = "--algorithms", split = ",", defaultValue = DEFAULT_ALGORITHMS,
         description = "Algorithm keys or short names, comma-separated (default: ${DEFAULT-VALUE}; "
@@ -133,17 +115,11 @@ final class DiscoverCommand implements Callable<Integer> {
             return 0;
         }
         // validate everything cheap before loading a model
-        List<RegisteredAlgorithm> algos = new ArrayList<>();
-        for (String k : algorithms) algos.add(PruneAlgorithms.byKey(k));
-        AblationType abl = AblationType.parse(ablation);
-        WeightProcessing processing = WeightProcessing.parse(weightProcessing);
-        PatchType pt = PatchType.parse(patchType);
-        GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
-        List<PruneMetric> chosen = new ArrayList<>();
-        for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
-        PruneMetric faithMetric = PruneMetrics.byKey(faithfulnessMetric.trim());
-        if (!chosen.contains(faithMetric)) chosen.add(0, faithMetric);
         if (top < 0) throw new IllegalArgumentException("--top must be >= 0, got " + top);
+        WeightProcessing processing = WeightProcessing.parse(weightProcessing);
+        GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
+        Discovery.Options options = Discovery.Options.parse(algorithms, ablation, patchType, edgeCounts, metrics,
+            faithfulnessMetric, seed, top, checkpointDir);
         if ((model == null) != (dataset == null)) {
             throw new IllegalArgumentException("a custom task needs both --model DIR and --dataset FILE");
         }
@@ -159,42 +135,7 @@ final class DiscoverCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing, layout);
              ConsoleProgress progress = new ConsoleProgress(false)) {
-            int nEdges = loaded.graph().nEdges();
-            List<Integer> counts = circuitSizes(nEdges);
-            Set<Edge> official = loaded.officialEdges().orElse(null);
-            DiscoveryResultBuilder result = DiscoveryResult.builder().task(t.key())
-                .model(t.modelPath(paths).toString()).dataset(t.datasetPath(paths).toString())
-                .graph(loaded.graph()).ablation(abl).patchType(pt).edgeCounts(counts).seed(seed)
-                .seqLabels(loaded.test().seqLabels());
-            ModelMetricContext ctx = new ModelMetricContext(loaded.model(), loaded.test().batches());
-            // m(∅) and m(N) of the faithfulness curve do not depend on any algorithm's scores, and an algorithm's own
-            // 0-edge circuit need not be empty (ACDC scores kept edges +Infinity, which every threshold admits):
-            // measure the empty circuit and the full model once, with all-zero scores.
-            List<Measurement> ends = faithMetric.measure(ctx, RunCircuits.run(loaded.model(), loaded.test().batches(),
-                List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, progress));
-            double emptyValue = valueAt(ends, 0);
-            double fullValue = valueAt(ends, nEdges);
-            for (RegisteredAlgorithm a : algos) {
-                PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, progress, seed,
-                    checkpointDir == null ? null : checkpointDir.resolve(fileName(t.key() + "-" + a.shortName()) + ".ckpt"));
-                long s0 = System.nanoTime();
-                PruneScores scores = a.scores(run);
-                double scoreSeconds = (System.nanoTime() - s0) / 1e9;
-                CircuitOutputs outs = RunCircuits.run(loaded.model(), loaded.test().batches(), counts, scores, pt, abl,
-                    false, progress);
-                DiscoveryResultBuilder.AlgorithmBuilder ab = result.algorithm(a.key(), a.name(), scores)
-                    .seconds(scoreSeconds).topEdges(Math.max(top, DiscoveryResultBuilder.DEFAULT_TOP_EDGES));
-                a.parameters().forEach(ab::parameter);
-                ab.measure(ctx, outs, chosen).faithfulness(faithMetric, emptyValue, fullValue);
-                if (official != null) {
-                    Roc.Curve roc = Roc.curve(scores, official);
-                    ab.roc(loaded.officialCircuit().map(c -> c.name()).orElse("official"), official.size(),
-                        roc.points(), roc.auc());
-                }
-                ab.add();
-            }
-            result.timing("total", (System.nanoTime() - t0) / 1e9);
-            DiscoveryResult r = result.build();
+            DiscoveryResult r = Discovery.run(loaded, paths, options, progress, t0);
             if (resultFile != null) r.write(resultFile);
             if (reportPath != null) HtmlReport.write(r, reportPath);
             if (json) {
@@ -204,25 +145,6 @@ final class DiscoverCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    private static double valueAt(List<Measurement> curve, int edgeCount) {
-        for (Measurement m : curve) if ((int) m.x() == edgeCount) return m.y();
-        throw new IllegalStateException("no measurement at " + edgeCount + " edges in " + curve);
-    }
-
-    /** The requested sizes (or the logarithmic default) plus the faithfulness grid, which the curve needs. */
-    private List<Integer> circuitSizes(int nEdges) {
-        TreeSet<Integer> counts = new TreeSet<>(edgeCounts != null ? edgeCounts
-            : EdgeCountsUtil.edgeCounts(nEdges, TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null));
-        for (int k : counts) {
-            if (k < 0 || k > nEdges) {
-                throw new IllegalArgumentException("--edge-counts: " + k + " is outside [0, " + nEdges + "] (the graph has "
-                    + nEdges + " edges)");
-            }
-        }
-        counts.addAll(DiscoveryResultBuilder.faithfulnessEdgeCounts(nEdges));
-        return List.copyOf(counts);
     }
 
     private void printSummary(DiscoveryResult r, LoadedTask loaded, Path reportPath) {
@@ -262,9 +184,6 @@ final class DiscoverCommand implements Callable<Integer> {
         return String.format(Locale.ROOT, "%+.5g", s);
     }
 
-    private static String fileName(String s) {
-        return s.replaceAll("[^A-Za-z0-9._-]", "_");
-    }
 
     /** Fails before any work if the file's folder cannot be created or written. */
     private static void checkWritable(Path file, String option) {

@@ -14,7 +14,8 @@ import picocli.CommandLine.Command;
         ReportCommand.class,
         TrainCommand.class,
         TasksCommand.class,
-        GenerateCommand.class})
+        GenerateCommand.class,
+        ServeCommand.class})
 public final class Main implements Runnable {
 
     @Override

@@ -1,0 +1,195 @@
+package org.autocircuit.serve;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
+import org.autocircuit.tasks.LoadedTask;
+import org.autocircuit.tasks.Task;
+import org.autocircuit.tasks.TaskPaths;
+
+/**
+ * Loaded tasks (a model's weights as a patchable model, the tokenized prompts, the graph) shared by the jobs that
+ * use them, so a model is loaded once however many jobs run on it.
+ *
+ * <p>A {@link LoadedTask} is keyed by its {@link Task} (model folder, dataset, batching, graph layout). A patchable
+ * model is not thread-safe and the algorithms set its masks, so jobs on one loaded task take turns on its
+ * {@link Lease#runLock()}; jobs on different ones run in parallel. Loaded tasks no job holds are kept for reuse up to
+ * {@code maxLoaded} tasks and {@code maxBytes} of weight files, least recently used closed first (closing frees the
+ * native memory at once). A task a job is using is never closed under it: the bound may be exceeded while every
+ * loaded task is in use, and is restored as they are released.
+ */
+final class ModelCache implements AutoCloseable {
+    private final TaskPaths paths;
+    private final int maxLoaded;
+    private final long maxBytes;
+    private final Map<Task, Entry> entries = new LinkedHashMap<>(16, 0.75f, true);
+    private boolean closed;
+
+    private static final class Entry {
+        final Task task;
+        final ReentrantLock runLock = new ReentrantLock(true);
+        final Object loadLock = new Object();
+        LoadedTask loaded;
+        long bytes;
+        int refs;
+        boolean discarded;
+
+        Entry(Task task) {
+            this.task = task;
+        }
+    }
+
+    /** One job's hold on a loaded task; closing it releases the hold (and the run lock, if held). */
+    final class Lease implements AutoCloseable {
+        private final Entry entry;
+        private boolean released;
+
+        private Lease(Entry entry) {
+            this.entry = entry;
+        }
+
+        LoadedTask task() {
+            return entry.loaded;
+        }
+
+        /**
+         * Waits for this task's turn, checking {@code cancelled} every 100 ms.
+         *
+         * @return false if cancelled while waiting
+         */
+        boolean awaitTurn(BooleanSupplier cancelled) throws InterruptedException {
+            while (!entry.runLock.tryLock(100, TimeUnit.MILLISECONDS)) {
+                if (cancelled.getAsBoolean()) return false;
+            }
+            return true;
+        }
+
+        /** The loaded task may be in an unknown state (a job failed inside it): close it once no job holds it. */
+        void discard() {
+            synchronized (ModelCache.this) {
+                entry.discarded = true;
+            }
+        }
+
+        @Override
+        public void close() {
+            if (released) return;
+            released = true;
+            if (entry.runLock.isHeldByCurrentThread()) entry.runLock.unlock();
+            release(entry);
+        }
+    }
+
+    ModelCache(TaskPaths paths, int maxLoaded, long maxBytes) {
+        this.paths = paths;
+        this.maxLoaded = maxLoaded;
+        this.maxBytes = maxBytes;
+    }
+
+    /**
+     * The loaded task for {@code task}, loading it on first use (other jobs asking for the same task meanwhile wait
+     * for that one load).
+     *
+     * @throws IOException              if a file cannot be read
+     * @throws IllegalArgumentException for bad content (from {@link LoadedTask#load})
+     */
+    Lease acquire(Task task) throws IOException {
+        Entry e;
+        synchronized (this) {
+            if (closed) throw new IllegalStateException("the server is stopping");
+            e = entries.computeIfAbsent(task, Entry::new);
+            e.refs++;
+        }
+        try {
+            synchronized (e.loadLock) {
+                if (e.loaded == null) {
+                    e.loaded = LoadedTask.load(task, paths);
+                    Path weights = task.modelPath(paths).resolve("model.safetensors");
+                    e.bytes = Files.isRegularFile(weights) ? Files.size(weights) : 0;
+                }
+            }
+        } catch (IOException | RuntimeException | Error ex) {
+            release(e);
+            throw ex;
+        }
+        synchronized (this) {
+            evict();
+        }
+        return new Lease(e);
+    }
+
+    private synchronized void release(Entry e) {
+        e.refs--;
+        if (e.refs == 0 && (e.discarded || e.loaded == null || closed)) {
+            entries.remove(e.task, e);
+            if (e.loaded != null) e.loaded.close();
+            e.loaded = null;
+        }
+        evict();
+    }
+
+    /** Closes least recently used idle tasks while over a bound. */
+    private void evict() {
+        List<Entry> order = new ArrayList<>(entries.values());
+        for (Entry e : order) {
+            if (loadedCount() <= maxLoaded && loadedBytes() <= maxBytes) return;
+            if (e.refs == 0 && e.loaded != null) {
+                entries.remove(e.task);
+                e.loaded.close();
+                e.loaded = null;
+            }
+        }
+    }
+
+    private int loadedCount() {
+        int n = 0;
+        for (Entry e : entries.values()) if (e.loaded != null) n++;
+        return n;
+    }
+
+    private long loadedBytes() {
+        long n = 0;
+        for (Entry e : entries.values()) if (e.loaded != null) n += e.bytes;
+        return n;
+    }
+
+    /** What is loaded now: task key, model path, jobs holding it. */
+    synchronized List<Map<String, Object>> describe() {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (Entry e : entries.values()) {
+            if (e.loaded == null) continue;
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("task", e.task.key());
+            m.put("model", e.task.modelPath(paths).getFileName().toString());
+            m.put("dataset", e.task.datasetPath(paths).getFileName().toString());
+            m.put("weights_bytes", e.bytes);
+            m.put("jobs_using", e.refs);
+            out.add(m);
+        }
+        return out;
+    }
+
+    synchronized int loaded() {
+        return loadedCount();
+    }
+
+    /** Closes every task no job holds; the rest close as their jobs release them. */
+    @Override
+    public synchronized void close() {
+        closed = true;
+        for (Entry e : new ArrayList<>(entries.values())) {
+            if (e.refs == 0) {
+                entries.remove(e.task);
+                if (e.loaded != null) e.loaded.close();
+                e.loaded = null;
+            }
+        }
+    }
+}
