@@ -11,6 +11,10 @@ import java.util.concurrent.Callable;
 import org.autocircuit.algorithms.PruneAlgorithms;
 import org.autocircuit.algorithms.PruneRun;
 import org.autocircuit.algorithms.RegisteredAlgorithm;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.DataParallel;
+import org.autocircuit.distributed.InputFingerprint;
+import org.autocircuit.distributed.ProcessGroupCollective;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
@@ -153,12 +157,23 @@ final class DiscoverCommand implements Callable<Integer> {
         Task t = model != null ? Task.generic(model, dataset, 8, 2) : Tasks.byKey(task);
         Path reportPath = noReport ? null
             : report != null ? report : Path.of("reports", t.key().replaceAll("[^A-Za-z0-9._-]", "_") + ".html");
-        if (reportPath != null) checkWritable(reportPath, "--report");
-        if (resultFile != null) checkWritable(resultFile, "--result");
+        // launched data-parallel (docs/distributed.md): rank 0 alone checks, writes and prints
+        try (Collective dist = ProcessGroupCollective.fromEnvironment()) {
+            if (dist.isLeader() && reportPath != null) checkWritable(reportPath, "--report");
+            if (dist.isLeader() && resultFile != null) checkWritable(resultFile, "--result");
+            run(t, paths, algos, abl, pt, chosen, faithMetric, reportPath, processing, layout, dist);
+        }
+        return 0;
+    }
 
+    private void run(Task t, TaskPaths paths, List<RegisteredAlgorithm> algos, AblationType abl, PatchType pt,
+                     List<PruneMetric> chosen, PruneMetric faithMetric, Path reportPath, WeightProcessing processing,
+                     GqaLayout layout, Collective dist) throws Exception {
         long t0 = System.nanoTime();
         try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing, layout);
-             ConsoleProgress progress = new ConsoleProgress(false)) {
+             ConsoleProgress progress = new ConsoleProgress(!dist.isLeader())) {
+            InputFingerprint.checkSameOnAllRanks(dist, java.util.Map.of("model", t.modelPath(paths),
+                "dataset", t.datasetPath(paths)));
             int nEdges = loaded.graph().nEdges();
             List<Integer> counts = circuitSizes(nEdges);
             Set<Edge> official = loaded.officialEdges().orElse(null);
@@ -170,18 +185,20 @@ final class DiscoverCommand implements Callable<Integer> {
             // m(∅) and m(N) of the faithfulness curve do not depend on any algorithm's scores, and an algorithm's own
             // 0-edge circuit need not be empty (ACDC scores kept edges +Infinity, which every threshold admits):
             // measure the empty circuit and the full model once, with all-zero scores.
-            List<Measurement> ends = faithMetric.measure(ctx, RunCircuits.run(loaded.model(), loaded.test().batches(),
-                List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, progress));
+            List<Measurement> ends = faithMetric.measure(ctx, DataParallel.runCircuits(dist, loaded.model(),
+                loaded.test().batches(), List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, progress));
             double emptyValue = valueAt(ends, 0);
             double fullValue = valueAt(ends, nEdges);
             for (RegisteredAlgorithm a : algos) {
+                Path checkpoint = checkpointDir == null ? null
+                    : DataParallel.checkpointFor(dist, checkpointDir.resolve(fileName(t.key() + "-" + a.shortName()) + ".ckpt"));
                 PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, progress, seed,
-                    checkpointDir == null ? null : checkpointDir.resolve(fileName(t.key() + "-" + a.shortName()) + ".ckpt"));
+                    checkpoint, dist);
                 long s0 = System.nanoTime();
                 PruneScores scores = a.scores(run);
                 double scoreSeconds = (System.nanoTime() - s0) / 1e9;
-                CircuitOutputs outs = RunCircuits.run(loaded.model(), loaded.test().batches(), counts, scores, pt, abl,
-                    false, progress);
+                CircuitOutputs outs = DataParallel.runCircuits(dist, loaded.model(), loaded.test().batches(), counts,
+                    scores, pt, abl, false, progress);
                 DiscoveryResultBuilder.AlgorithmBuilder ab = result.algorithm(a.key(), a.name(), scores)
                     .seconds(scoreSeconds).topEdges(Math.max(top, DiscoveryResultBuilder.DEFAULT_TOP_EDGES));
                 a.parameters().forEach(ab::parameter);
@@ -195,6 +212,7 @@ final class DiscoverCommand implements Callable<Integer> {
             }
             result.timing("total", (System.nanoTime() - t0) / 1e9);
             DiscoveryResult r = result.build();
+            if (!dist.isLeader()) return;
             if (resultFile != null) r.write(resultFile);
             if (reportPath != null) HtmlReport.write(r, reportPath);
             if (json) {
@@ -203,7 +221,6 @@ final class DiscoverCommand implements Callable<Integer> {
                 printSummary(r, loaded, reportPath);
             }
         }
-        return 0;
     }
 
     private static double valueAt(List<Measurement> curve, int edgeCount) {
