@@ -52,12 +52,17 @@ final class LaunchCommand implements Callable<Integer> {
         description = "Options of the worker JVMs (default: this JVM's -Xmx and -D options).")
     List<String> workerJvmOptions;
 
+    @Option(names = "--main", description = "The workers' main class (default: the autocircuit command line); for "
+        + "benchmarks and tools built on this library.")
+    String mainClass;
+
     @Parameters(arity = "1..*", paramLabel = "COMMAND", description = "The command and its options, e.g. discover --json.")
     List<String> command;
 
     @Override
     public Integer call() throws Exception {
-        if (command.get(0).equals("launch")) throw new IllegalArgumentException("launch cannot launch itself");
+        String main = mainClass != null ? mainClass : Main.class.getName();
+        if (mainClass == null && command.get(0).equals("launch")) throw new IllegalArgumentException("launch cannot launch itself");
         String host = "127.0.0.1";
         int port = 0;
         if (master != null) {
@@ -80,7 +85,7 @@ final class LaunchCommand implements Callable<Integer> {
         List<String> jvm = workerJvmOptions != null ? workerJvmOptions : inheritedJvmOptions();
         Launcher.Spec spec = new Launcher.Spec(nproc, nnodes, nodeRank, host, port,
             Duration.ofMillis(Math.round(timeoutSeconds * 1000)), Duration.ofMillis(Math.round(graceSeconds * 1000)),
-            threads, b, jvm, System.getProperty("java.class.path"), Main.class.getName(), command);
+            threads, b, jvm, System.getProperty("java.class.path"), main, command);
         return Launcher.run(spec, System.out, System.err);
     }
 
