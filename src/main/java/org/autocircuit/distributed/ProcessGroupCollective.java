@@ -291,6 +291,22 @@ public final class ProcessGroupCollective implements Collective {
         closed = true;
         group.close();
         groupStore.close();
+        // rank 0 serves the store: it shuts the server down only after every other rank has let go of its group
+        // (bounded: a rank that is gone never checks out)
+        try {
+            if (env.rank() != 0) {
+                store.add(KEY + "closed", 1);
+            } else {
+                long deadline = System.nanoTime() + Math.min(env.timeout().toNanos(), 30_000_000_000L);
+                while (store.add(KEY + "closed", 0) < env.worldSize() - 1 && System.nanoTime() < deadline) {
+                    Thread.sleep(10);
+                }
+            }
+        } catch (RuntimeException ignored) {
+            // the store's server or a peer is already gone: nothing left to wait for
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         store.close();
     }
 
