@@ -2,6 +2,7 @@ package org.autocircuit.distributed;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -146,6 +147,25 @@ class ProcessGroupCollectiveTest {
             assertTrue(e.getMessage().startsWith("the model differs between ranks: rank 0 reads content with SHA-256 "),
                 e.getMessage());
         }
+    }
+
+    @Test
+    void rankZerosCheckpointReachesTheOtherRanksAsPrivateCopies(@TempDir Path dir) throws Exception {
+        Path ckpt = Files.write(dir.resolve("run.ckpt"), new byte[] {1, 2, 3, 0, -7});
+        Path missing = dir.resolve("none.ckpt");
+        List<String> got = InProcessRanks.values(InProcessRanks.run(3, SHORT, c -> {
+            Path mine = DataParallel.checkpointFor(c, ckpt);
+            Path mineMissing = DataParallel.checkpointFor(c, missing);
+            if (c.isLeader()) {
+                assertEquals(ckpt, mine, "rank 0 owns the file itself");
+                assertEquals(missing, mineMissing);
+            } else {
+                assertTrue(!mine.equals(ckpt) && !mine.startsWith(dir), "a private copy elsewhere: " + mine);
+                assertFalse(Files.exists(mineMissing), "no file where rank 0 had none");
+            }
+            return java.util.Arrays.toString(Files.readAllBytes(mine));
+        }));
+        for (String s : got) assertEquals("[1, 2, 3, 0, -7]", s);
     }
 
     @Test
