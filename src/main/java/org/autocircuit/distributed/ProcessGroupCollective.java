@@ -42,6 +42,7 @@ public final class ProcessGroupCollective implements Collective {
     private final Backend group;
     private final Device device;    // where NCCL wants its tensors; null for Gloo (CPU)
     private boolean closed;
+    private boolean failed;     // a collective failed: the group is broken, close() must not wait for anyone
 
     private ProcessGroupCollective(DistributedEnvironment env, TCPStore store, PrefixStore groupStore, Backend group,
                                    Device device) {
@@ -264,6 +265,7 @@ public final class ProcessGroupCollective implements Collective {
         try {
             work._wait();
         } catch (RuntimeException e) {
+            failed = true;
             throw new DistributedException("rank " + env.rank() + " of " + env.worldSize() + ": " + what + " failed: "
                 + DistributedException.nativeMessage(e) + " (another rank died, or did not reach the same step within "
                 + env.timeout().toSeconds() + " s; see its log)", e);
@@ -283,10 +285,13 @@ public final class ProcessGroupCollective implements Collective {
     @Override
     public void close() {
         if (closed) return;
-        try {
-            group.barrier()._wait();
-        } catch (RuntimeException ignored) {
-            // a rank that already failed: nothing left to synchronise with
+        boolean healthy = !failed;
+        if (healthy) {
+            try {
+                group.barrier()._wait();
+            } catch (RuntimeException e) {
+                healthy = false;    // a rank that already failed: nothing left to synchronise with
+            }
         }
         closed = true;
         group.close();
@@ -294,7 +299,9 @@ public final class ProcessGroupCollective implements Collective {
         // rank 0 serves the store: it shuts the server down only after every other rank has let go of its group
         // (bounded: a rank that is gone never checks out)
         try {
-            if (env.rank() != 0) {
+            if (!healthy) {
+                // a broken group: a dead rank never checks out, so rank 0 must not wait for it
+            } else if (env.rank() != 0) {
                 store.add(KEY + "closed", 1);
             } else {
                 long deadline = System.nanoTime() + Math.min(env.timeout().toNanos(), 30_000_000_000L);

@@ -67,21 +67,23 @@ class LaunchTest {
         String[] args = {"evaluate", "--json", "--batch-size", "4", "--train-size", "8", "--test-size", "8",
             "--edge-counts", "0,2,5,20,110", "--model", "datasets/models/gpt2-tiny-random", "--dataset", "datasets/ioi-32.json"};
         JsonNode one = withoutTiming(single(args));
-        // the workers keep this JVM's thread setting: matrix products then round alike, and KL divergences of nearly
-        // equal distributions, which amplify rounding, stay comparable at 1e-5
-        Run two = launch(2, 0, Duration.ofSeconds(300), Duration.ofSeconds(10), Main.class.getName(), List.of(args));
+        // the workers use this JVM's current thread count (other tests change it), so that matrix products round alike
+        Run two = launch(2, org.bytedeco.pytorch.global.torch.get_num_threads(), Duration.ofSeconds(300),
+            Duration.ofSeconds(10), Main.class.getName(), List.of(args));
         assertEquals(0, two.exitCode(), two.stderr());
         assertSameJson(one, withoutTiming(two.stdout()), "");
     }
 
     /**
-     * The same JSON but for float rounding: the workers sum EAP scores over ranks in another order than one process
-     * and may run on fewer threads, so numbers agree to 1e-5 relative (1e-8 absolute), everything else exactly.
+     * The same JSON but for float rounding, everything else exactly. Numbers agree to 1e-4 relative (1e-8 absolute):
+     * libtorch's thread pools and OpenBLAS may round matrix products differently in a fresh worker than in this
+     * long-lived JVM (1e-7 relative in the logits), and KL divergences of nearly equal distributions amplify that to
+     * ~2e-5 (seen: 0.0065074763 vs 0.0065075960). The scores themselves are held to 1e-5 in DataParallelAlgorithmsTest.
      */
     static void assertSameJson(JsonNode expected, JsonNode got, String path) {
         if (expected.isNumber() && got.isNumber()) {
             double a = expected.asDouble(), b = got.asDouble();
-            assertEquals(a, b, 1e-5 * Math.abs(a) + 1e-8, path);
+            assertEquals(a, b, 1e-4 * Math.abs(a) + 1e-8, path);
         } else if (expected.isContainerNode()) {
             assertEquals(expected.size(), got.size(), path + " size");
             if (expected.isArray()) {
