@@ -4,6 +4,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.DataParallel;
 import org.autocircuit.graph.DestModule;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
@@ -64,7 +66,17 @@ public final class EdgeAttributionPatching {
     }
 
     public static PruneScores scores(PruneRun run, Options options) {
-        return scores(run.model(), run.train(), options, run.progress());
+        return scores(run.model(), run.train(), options, run.progress(), run.collective());
+    }
+
+    /** Data-parallel: this rank's {@link Collective#shard shard} of the batches, summed over ranks. */
+    public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options,
+                                     Progress progress, Collective collective) {
+        if (!collective.isDistributed()) return scores(model, batches, options, progress);
+        if (model.inPatchMode()) throw new IllegalStateException("exact EAP runs the unpatched model; leave patch mode first");
+        List<PromptPairBatch> mine = collective.shard(batches);
+        PruneScores local = mine.isEmpty() ? PruneScores.zeros(model.graph()) : scores(model, mine, options, progress);
+        return DataParallel.allReduceSum(collective, local);
     }
 
     /**

@@ -3,6 +3,8 @@ package org.autocircuit.algorithms;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.DataParallel;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.metrics.TensorOps;
 import org.autocircuit.patching.AblationType;
@@ -115,10 +117,31 @@ public final class MaskGradient {
 
     /** Computes the scores; leaves the masks at the last value used (quirk 2 of docs/quirks.md). */
     public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options, Progress progress) {
+        return scores(model, batches, options, progress, Collective.single());
+    }
+
+    /**
+     * Data-parallel: each rank takes its {@link Collective#shard shard} of the batches and the per-edge sums are
+     * added over ranks (the score is a sum over batches, so the result is one process's up to float rounding).
+     * Dataset-mean ablations are computed from all batches on every rank, as one process would.
+     */
+    public static PruneScores scores(PatchableModel model, List<PromptPairBatch> batches, Options options, Progress progress,
+                                     Collective collective) {
+        if (!collective.isDistributed()) return scoresOf(model, batches, batches, options, progress);
+        List<PromptPairBatch> mine = collective.shard(batches);
+        PruneScores local = mine.isEmpty() ? PruneScores.zeros(model.graph())
+            : scoresOf(model, options.ablationType().meanOverDataset() ? batches : mine, mine, options, progress);
+        return DataParallel.allReduceSum(collective, local);
+    }
+
+    /** The scores summed over {@code batches}, with ablation values computed from {@code ablationBatches}. */
+    private static PruneScores scoresOf(PatchableModel model, List<PromptPairBatch> ablationBatches,
+                                        List<PromptPairBatch> batches, Options options, Progress progress) {
         int points = options.integratedGradSamples() == null ? 1 : options.integratedGradSamples() + 1;
         long total = (long) points * batches.size(), done = 0;
         try (PointerScope runScope = new PointerScope()) {
-            Map<Long, Tensor> srcOuts = Ablations.batchSrcAblations(model, batches, options.ablationType(), options.cleanCorrupt());
+            Map<Long, Tensor> srcOuts = Ablations.batchSrcAblations(model, ablationBatches, options.ablationType(),
+                options.cleanCorrupt());
             try (PatchableModel.MaskTraining training = model.trainMaskMode()) {
                 for (int sample = 0; sample < points; sample++) {
                     double maskValue = options.maskVal() != null

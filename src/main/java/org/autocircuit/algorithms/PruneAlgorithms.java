@@ -149,7 +149,7 @@ public final class PruneAlgorithms {
         if (igSamples != null) p.put("integrated_grad_samples", igSamples);
         p.put("ablation_type", o.ablationType().name());
         return new RegisteredAlgorithm(key, name, shortName, listed, p,
-            run -> MaskGradient.scores(run.model(), run.train(), o, run.progress()));
+            run -> MaskGradient.scores(run.model(), run.train(), o, run.progress(), run.collective()));
     }
 
 }

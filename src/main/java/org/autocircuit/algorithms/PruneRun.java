@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import org.autocircuit.distributed.Collective;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.PromptPairBatch;
@@ -19,9 +20,11 @@ import org.autocircuit.util.Progress;
  * @param progress      where long runs report progress; it may throw to cancel
  * @param seed          the seed of seeded algorithms (random scores, hard-concrete sampling, probing)
  * @param checkpoint    a file where resumable algorithms (ACDC, probing) keep finished work, or null
+ * @param collective    the ranks of a data-parallel run ({@link Collective#single()} for one process): algorithms
+ *                      that support it score their shard of {@code train} and sum over ranks
  */
 public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
-                       Progress progress, long seed, Path checkpoint) {
+                       Progress progress, long seed, Path checkpoint, Collective collective) {
 
     public PruneRun {
         if (model == null) {
@@ -33,6 +36,13 @@ public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Ed
         train = List.copyOf(train);
         officialEdges = officialEdges == null ? null : Set.copyOf(officialEdges);
         progress = progress == null ? Progress.NONE : progress;
+        collective = collective == null ? Collective.single() : collective;
+    }
+
+    /** A single-process run. */
+    public PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
+                    Progress progress, long seed, Path checkpoint) {
+        this(model, train, officialEdges, progress, seed, checkpoint, Collective.single());
     }
 
     /** A run with no official edges, no progress reporting, seed 0 and no checkpoint. */
@@ -41,19 +51,24 @@ public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Ed
     }
 
     public PruneRun withOfficialEdges(Set<Edge> edges) {
-        return new PruneRun(model, train, edges, progress, seed, checkpoint);
+        return new PruneRun(model, train, edges, progress, seed, checkpoint, collective);
     }
 
     public PruneRun withProgress(Progress p) {
-        return new PruneRun(model, train, officialEdges, p, seed, checkpoint);
+        return new PruneRun(model, train, officialEdges, p, seed, checkpoint, collective);
     }
 
     public PruneRun withSeed(long s) {
-        return new PruneRun(model, train, officialEdges, progress, s, checkpoint);
+        return new PruneRun(model, train, officialEdges, progress, s, checkpoint, collective);
     }
 
     public PruneRun withCheckpoint(Path file) {
-        return new PruneRun(model, train, officialEdges, progress, seed, file);
+        return new PruneRun(model, train, officialEdges, progress, seed, file, collective);
+    }
+
+    /** The same run over the ranks of {@code c}. */
+    public PruneRun withCollective(Collective c) {
+        return new PruneRun(model, train, officialEdges, progress, seed, checkpoint, c);
     }
 
     /** The official edges, or an error naming the algorithm that needs them. */

@@ -8,6 +8,9 @@ import java.util.concurrent.Callable;
 import org.autocircuit.algorithms.PruneAlgorithms;
 import org.autocircuit.algorithms.RegisteredAlgorithm;
 import org.autocircuit.discovery.Discovery;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.InputFingerprint;
+import org.autocircuit.distributed.ProcessGroupCollective;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.WeightProcessing;
@@ -129,13 +132,24 @@ final class DiscoverCommand implements Callable<Integer> {
         Task t = model != null ? Task.generic(model, dataset, 8, 2) : Tasks.byKey(task);
         Path reportPath = noReport ? null
             : report != null ? report : Path.of("reports", t.key().replaceAll("[^A-Za-z0-9._-]", "_") + ".html");
-        if (reportPath != null) checkWritable(reportPath, "--report");
-        if (resultFile != null) checkWritable(resultFile, "--result");
+        // launched data-parallel (docs/distributed.md): rank 0 alone checks, writes and prints
+        try (Collective dist = ProcessGroupCollective.fromEnvironment()) {
+            if (dist.isLeader() && reportPath != null) checkWritable(reportPath, "--report");
+            if (dist.isLeader() && resultFile != null) checkWritable(resultFile, "--result");
+            run(t, paths, options, reportPath, processing, layout, dist);
+        }
+        return 0;
+    }
 
+    private void run(Task t, TaskPaths paths, Discovery.Options options, Path reportPath, WeightProcessing processing,
+                     GqaLayout layout, Collective dist) throws Exception {
         long t0 = System.nanoTime();
         try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing, layout);
-             ConsoleProgress progress = new ConsoleProgress(false)) {
-            DiscoveryResult r = Discovery.run(loaded, paths, options, progress, t0);
+             ConsoleProgress progress = new ConsoleProgress(!dist.isLeader())) {
+            InputFingerprint.checkSameOnAllRanks(dist, java.util.Map.of("model", t.modelPath(paths),
+                "dataset", t.datasetPath(paths)));
+            DiscoveryResult r = Discovery.run(loaded, paths, options, progress, t0, dist);
+            if (!dist.isLeader()) return;
             if (resultFile != null) r.write(resultFile);
             if (reportPath != null) HtmlReport.write(r, reportPath);
             if (json) {
@@ -144,7 +158,6 @@ final class DiscoverCommand implements Callable<Integer> {
                 printSummary(r, loaded, reportPath);
             }
         }
-        return 0;
     }
 
     private void printSummary(DiscoveryResult r, LoadedTask loaded, Path reportPath) {

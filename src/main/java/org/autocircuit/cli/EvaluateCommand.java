@@ -9,6 +9,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import org.autocircuit.algorithms.MaskGradient;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.DataParallel;
+import org.autocircuit.distributed.InputFingerprint;
+import org.autocircuit.distributed.ProcessGroupCollective;
 import org.autocircuit.graph.EdgeCounts;
 import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.PruneScores;
@@ -92,12 +96,18 @@ final class EvaluateCommand implements Callable<Integer> {
         Integer seqLen = tokenCircuit ? loaded.train().seqLen().orElseThrow() : null;
 
         long t0 = System.nanoTime();
-        try (PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing), true,
+        // launched data-parallel (docs/distributed.md): each rank scores and measures its batches; rank 0 prints
+        try (Collective dist = ProcessGroupCollective.fromEnvironment();
+             PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing), true,
                 OutputSlice.LAST_SEQ, seqLen, true, layout, Kernels.best())) {
-            PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap());
+            InputFingerprint.checkSameOnAllRanks(dist, Map.of("model", modelDir, "dataset", data));
+            PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap(),
+                org.autocircuit.util.Progress.NONE, dist);
             List<Integer> counts = edgeCounts != null ? edgeCounts
                 : EdgeCountsUtil.edgeCounts(pm.graph().nEdges(), TestEdges.of(EdgeCounts.LOGARITHMIC), null, true, true, null);
-            CircuitOutputs outs = RunCircuits.run(pm, loaded.test().batches(), counts, scores, pt, abl, false);
+            CircuitOutputs outs = DataParallel.runCircuits(dist, pm, loaded.test().batches(), counts, scores, pt, abl,
+                false, org.autocircuit.util.Progress.NONE);
+            if (!dist.isLeader()) return 0;
             ModelMetricContext ctx = new ModelMetricContext(pm, loaded.test().batches());
             Map<String, List<Measurement>> results = new LinkedHashMap<>();
             for (PruneMetric m : chosen) results.put(m.key(), m.measure(ctx, outs));

@@ -15,7 +15,7 @@ import picocli.CommandLine.Command;
         TrainCommand.class,
         TasksCommand.class,
         GenerateCommand.class,
-        ServeCommand.class})
+        ServeCommand.class, LaunchCommand.class})
 public final class Main implements Runnable {
 
     @Override
@@ -30,11 +30,17 @@ public final class Main implements Runnable {
     /** Runs the command line and returns the exit code (for tests). */
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new Main());
+        // everything after launch's options is the launched command, its own options included
+        cli.getSubcommands().get("launch").setStopAtPositional(true);
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             if (ex instanceof java.util.concurrent.CancellationException) {
                 commandLine.getErr().println("autocircuit: interrupted (" + ex.getMessage() + "); finished work is kept "
                     + "in the checkpoint files, if any were asked for");
                 return 130;
+            }
+            if (ex instanceof org.autocircuit.distributed.DistributedException) {
+                commandLine.getErr().println("autocircuit: " + ex.getMessage());
+                return 1;
             }
             if (ex instanceof IllegalArgumentException || ex instanceof UnsupportedOperationException || ex instanceof java.io.FileNotFoundException
                     || ex instanceof java.nio.file.NoSuchFileException) {

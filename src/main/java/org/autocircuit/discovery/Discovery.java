@@ -8,6 +8,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import org.autocircuit.algorithms.PruneAlgorithms;
 import org.autocircuit.algorithms.PruneRun;
+import org.autocircuit.distributed.Collective;
+import org.autocircuit.distributed.DataParallel;
 import org.autocircuit.algorithms.RegisteredAlgorithm;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.EdgeCounts;
@@ -129,6 +131,16 @@ public final class Discovery {
      */
     public static DiscoveryResult run(LoadedTask loaded, TaskPaths paths, Options options, Progress progress,
                                       long startedNanos) throws java.io.IOException {
+        return run(loaded, paths, options, progress, startedNanos, Collective.single());
+    }
+
+    /**
+     * The discover job as one rank of a data-parallel run (docs/distributed.md): each rank scores and measures its
+     * shard of the prompt batches and the results are reduced, so every rank returns what one process would;
+     * checkpoints are rank 0's alone. With {@link Collective#single()} this is the single-process job.
+     */
+    public static DiscoveryResult run(LoadedTask loaded, TaskPaths paths, Options options, Progress progress,
+                                      long startedNanos, Collective dist) throws java.io.IOException {
         Progress steps = progress == null ? Progress.NONE : progress;
         Listener listener = progress instanceof Listener l ? l : null;
         int nEdges = loaded.graph().nEdges();
@@ -146,8 +158,8 @@ public final class Discovery {
         // m(∅) and m(N) of the faithfulness curve do not depend on any algorithm's scores, and an algorithm's own
         // 0-edge circuit need not be empty (ACDC scores kept edges +Infinity, which every threshold admits):
         // measure the empty circuit and the full model once, with all-zero scores.
-        List<Measurement> ends = faithMetric.measure(ctx, RunCircuits.run(loaded.model(), loaded.test().batches(),
-            List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, steps));
+        List<Measurement> ends = faithMetric.measure(ctx, DataParallel.runCircuits(dist, loaded.model(),
+            loaded.test().batches(), List.of(0, nEdges), PruneScores.zeros(loaded.graph()), pt, abl, false, steps));
         double emptyValue = valueAt(ends, 0);
         double fullValue = valueAt(ends, nEdges);
         List<RegisteredAlgorithm> algos = options.algorithms();
@@ -155,15 +167,15 @@ public final class Discovery {
             RegisteredAlgorithm a = algos.get(i);
             if (listener != null) listener.algorithmStarted(i, algos.size(), a);
             Progress.checkInterrupted(a.key());
-            Path checkpoint = options.checkpointDir() == null ? null
-                : options.checkpointDir().resolve(fileName(taskKey + "-" + a.shortName()) + ".ckpt");
+            Path checkpoint = options.checkpointDir() == null ? null : DataParallel.checkpointFor(dist,
+                options.checkpointDir().resolve(fileName(taskKey + "-" + a.shortName()) + ".ckpt"));
             PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, steps, options.seed(),
-                checkpoint);
+                checkpoint, dist);
             long s0 = System.nanoTime();
             PruneScores scores = a.scores(run);
             double scoreSeconds = (System.nanoTime() - s0) / 1e9;
-            CircuitOutputs outs = RunCircuits.run(loaded.model(), loaded.test().batches(), counts, scores, pt, abl,
-                false, steps);
+            CircuitOutputs outs = DataParallel.runCircuits(dist, loaded.model(), loaded.test().batches(), counts,
+                scores, pt, abl, false, steps);
             DiscoveryResultBuilder.AlgorithmBuilder ab = result.algorithm(a.key(), a.name(), scores)
                 .seconds(scoreSeconds).topEdges(Math.max(options.topEdges(), DiscoveryResultBuilder.DEFAULT_TOP_EDGES));
             a.parameters().forEach(ab::parameter);
