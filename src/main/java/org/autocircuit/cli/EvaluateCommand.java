@@ -32,6 +32,7 @@ import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
 import org.autocircuit.tasks.Datasets;
+import org.autocircuit.tasks.Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
 import org.autocircuit.tasks.Tokenizers;
 import picocli.CommandLine.Command;
@@ -92,7 +93,10 @@ final class EvaluateCommand implements Callable<Integer> {
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
         LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize)
             .trainTestSize(trainSize, testSize).returnSeqLength(tokenCircuit).shuffle(false).build();
-        Datasets.LoadedDatasets loaded = Datasets.load(data, options, Tokenizers.forModel(modelDir));
+        Datasets.LoadedDatasets loaded;
+        try (Tokenizer tokenizer = Tokenizers.forModel(modelDir)) {
+            loaded = Datasets.load(data, options, tokenizer);
+        }
         Integer seqLen = tokenCircuit ? loaded.train().seqLen().orElseThrow() : null;
 
         long t0 = System.nanoTime();

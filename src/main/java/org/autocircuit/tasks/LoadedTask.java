@@ -109,8 +109,10 @@ public final class LoadedTask implements AutoCloseable {
             circuit = OfficialCircuit.read(file);
         }
 
-        Tokenizer tokenizer = tokenizer(task, modelDir);
-        Datasets.LoadedDatasets data = Datasets.load(dataset, task.loaderOptions(), tokenizer);
+        Datasets.LoadedDatasets data;
+        try (Tokenizer tokenizer = tokenizer(task, modelDir)) {
+            data = Datasets.load(dataset, task.loaderOptions(), tokenizer);
+        }
         PromptDataLoader train = data.train();
         PromptDataLoader test = data.test();
         Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;

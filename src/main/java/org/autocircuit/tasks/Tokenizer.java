@@ -7,8 +7,11 @@ package org.autocircuit.tasks;
  * to each prompt string when {@code prepend_bos} is set, so there is exactly one BOS, and answers
  * get none. An occurrence of {@link #bosString()} inside the text is encoded as the single special
  * token {@link #bosId()}, as Hugging Face tokenizers do for their registered special tokens.
+ *
+ * <p>A tokenizer may hold native memory ({@link HuggingFaceTokenizer}); {@link #close()} frees it, so open
+ * tokenizers in try-with-resources. Closing the pure-Java ones does nothing.
  */
-public interface Tokenizer {
+public interface Tokenizer extends AutoCloseable {
     /** Token ids of {@code text}, with no special tokens added. */
     long[] encode(String text);
 
@@ -26,4 +29,8 @@ public interface Tokenizer {
 
     /** A short name for messages and logs, e.g. {@code "gpt2"}. */
     String name();
+
+    /** Frees what the tokenizer holds outside the Java heap; the default holds nothing. */
+    @Override
+    default void close() {}
 }
