@@ -1,0 +1,126 @@
+package org.autocircuit.testing;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Path;
+import org.autocircuit.model.HookPoints;
+import org.autocircuit.model.HookedTransformer;
+import org.autocircuit.model.ModelConfig;
+import org.autocircuit.model.OutputSlice;
+import org.autocircuit.util.HostTensor;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * Checks a model folder of fixtures/families/ against the Hugging Face logits that
+ * src/test/scripts/make_family_fixtures.py recorded with it ({@code reference_logits*.json}).
+ *
+ * <p>The one skip: when the model loader rejects the folder's architecture as unsupported (its error lists the
+ * supported architectures, and the folder's is not among them), the calling test is aborted, saying so. Any other
+ * failure, including a supported architecture that fails to load, fails the test.
+ */
+public final class FamilyReference {
+    /** Logits agree with Hugging Face's float32 eager forward to this (the GPT-2 golden tests use the same). */
+    public static final double TOLERANCE = 1e-4;
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private FamilyReference() {}
+
+    /**
+     * Loads {@code fixtures/families/<family>/<folder>} and compares its forward pass with {@code reference}, a file
+     * of {@code fixtures/families/<family>/}.
+     */
+    public static void check(String family, String folder, String reference) throws IOException {
+        Path dir = Fixtures.resource("families/" + family + "/" + folder);
+        JsonNode ref = JSON.readTree(Fixtures.resource("families/" + family + "/" + reference).toFile());
+        try (HookedTransformer model = loadOrSkip(dir)) {
+            assertMatches(model, ref, dir);
+        }
+    }
+
+    /** The model of {@code folder}, or an aborted test when its architecture is not supported (see class doc). */
+    public static HookedTransformer loadOrSkip(Path folder) throws IOException {
+        String arch = JSON.readTree(folder.resolve("config.json").toFile()).path("architectures").path(0).asText();
+        try {
+            ModelConfig.fromHuggingFace(folder.resolve("config.json"));
+        } catch (IllegalArgumentException e) {
+            if (isUnsupportedArchitecture(e, arch)) {
+                Assumptions.abort("the model loader does not support " + arch + " yet: " + e.getMessage());
+            }
+            throw e;
+        }
+        return HookedTransformer.fromPretrained(folder);
+    }
+
+    /**
+     * Whether {@code e} is the loader's "architecture not supported" error for {@code arch}: its message names
+     * {@code arch}, then lists the supported architectures, and {@code arch} is not in that list.
+     */
+    static boolean isUnsupportedArchitecture(IllegalArgumentException e, String arch) {
+        String m = e.getMessage();
+        int at = m == null ? -1 : m.indexOf("supported architectures:");
+        return at >= 0 && m.substring(0, at).contains(arch) && !m.substring(at).contains(arch);
+    }
+
+    private static void assertMatches(HookedTransformer model, JsonNode ref, Path dir) {
+        JsonNode prompts = ref.path("prompts");
+        int n = prompts.size();
+        int seq = prompts.get(0).path("ids").size();
+        long[] flat = new long[n * seq];
+        for (int i = 0; i < n; i++) {
+            JsonNode ids = prompts.get(i).path("ids");
+            assertEquals(seq, ids.size(), "the reference prompts all have one length");
+            for (int t = 0; t < seq; t++) flat[i * seq + t] = ids.get(t).asLong();
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor logits = model.forward(HostTensor.ofLongs(flat, n, seq).toTensor(), null, HookPoints.NONE, OutputSlice.ALL);
+            long[] shape = logits.shape();
+            int vocab = ref.path("full_logits").get(0).path("logits").get(0).size();
+            assertEquals(3, shape.length, dir + ": logits [batch, seq, vocab]");
+            assertEquals(n, shape[0]);
+            assertEquals(seq, shape[1]);
+            assertEquals(vocab, shape[2], dir + ": vocabulary size");
+            float[] all = HostTensor.of(logits).floats();
+            for (int i = 0; i < n; i++) {
+                JsonNode p = prompts.get(i);
+                int base = (i * seq + seq - 1) * vocab;
+                String at = dir.getFileName() + " prompt " + i;
+                assertEquals(p.path("answer_logit").asDouble(), all[base + p.path("answer_id").asInt()], TOLERANCE, at + " answer logit");
+                assertEquals(p.path("wrong_answer_logit").asDouble(), all[base + p.path("wrong_answer_id").asInt()], TOLERANCE,
+                    at + " wrong-answer logit");
+                double max = Double.NEGATIVE_INFINITY;
+                int argmax = -1;
+                for (int v = 0; v < vocab; v++) {
+                    if (all[base + v] > max) {
+                        max = all[base + v];
+                        argmax = v;
+                    }
+                }
+                double sum = 0;
+                for (int v = 0; v < vocab; v++) sum += Math.exp(all[base + v] - max);
+                assertEquals(p.path("logsumexp").asDouble(), max + Math.log(sum), TOLERANCE, at + " logsumexp");
+                int refArgmax = p.path("argmax").asInt();
+                // a near-tie may flip within the tolerance; otherwise the top token must agree
+                assertTrue(argmax == refArgmax || Math.abs(all[base + refArgmax] - max) <= TOLERANCE,
+                    at + ": argmax " + argmax + ", reference " + refArgmax);
+            }
+            for (JsonNode full : ref.path("full_logits")) {
+                int i = full.path("index").asInt();
+                double worst = 0;
+                for (int t = 0; t < seq; t++) {
+                    JsonNode row = full.path("logits").get(t);
+                    for (int v = 0; v < vocab; v++) {
+                        worst = Math.max(worst, Math.abs(row.get(v).asDouble() - all[(i * seq + t) * vocab + v]));
+                    }
+                }
+                assertTrue(worst <= TOLERANCE, dir.getFileName() + " prompt " + i + ": full logits differ by " + worst);
+            }
+        }
+    }
+}
