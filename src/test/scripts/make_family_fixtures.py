@@ -7,6 +7,7 @@ byte tokens, so any text still encodes), plus the eager-attention logits of Hugg
 prompts of datasets/ioi-32.json with the folder's BOS in front. See src/test/scripts/README.md for how to run it.
 """
 import argparse
+import copy
 import hashlib
 import json
 import math
@@ -180,6 +181,16 @@ def build_model(family, vocab_size, special_ids, tok_config):
     return model
 
 
+def reload(folder, expected):
+    """The folder as Hugging Face loads it in float32, checked to hold exactly the parameters of `expected`."""
+    cls = type(expected)
+    model = cls.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    mine = dict(expected.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.equal(p, mine[name]), (folder, name)
+    return model
+
+
 def reference(model, cut, bos, dataset, env, note):
     prompts = []
     full = []
@@ -199,6 +210,7 @@ def reference(model, cut, bos, dataset, env, note):
                 full.append({"index": i, "ids": ids, "logits": [[float(x) for x in row] for row in logits.tolist()]})
     return {"header": {**env, "note": note, "bos": bos, "prompts": "datasets/ioi-32.json, clean prompts, BOS string "
                        "prepended, encoded without special tokens", "attn_implementation": "eager",
+                       "model": "the folder as from_pretrained(dtype=float32) loads it",
                        "compute_dtype": "float32"},
             "prompts": prompts, "full_logits": full}
 
@@ -207,8 +219,8 @@ def write_folder(model, out, tok_json, tok_config, dtype, max_shard_size=None):
     if os.path.exists(out):
         shutil.rmtree(out)
     kwargs = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-    model.to(dtype).save_pretrained(out, safe_serialization=True, **kwargs)
-    model.to(torch.float32)
+    # a copy: casting the model itself would also round its buffers (the rotary inv_freq) to bf16 and back
+    copy.deepcopy(model).to(dtype).save_pretrained(out, safe_serialization=True, **kwargs)
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tok_json, f, ensure_ascii=False)
     with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
@@ -264,21 +276,26 @@ def main():
         base = os.path.join(res, "families", family)
         os.makedirs(base, exist_ok=True)
         write_folder(model, os.path.join(base, "model"), tok_json, tok_config, torch.bfloat16)
+        loaded = reload(os.path.join(base, "model"), model)
         note = f"{family}: weights stored bf16 (values exactly bf16, so loading into float32 is exact)"
-        dump(reference(model, cut, bos, dataset, env, note), os.path.join(base, "reference_logits.json"))
+        ref = reference(loaded, cut, bos, dataset, env, note)
+        dump(ref, os.path.join(base, "reference_logits.json"))
         if family == "mistral":  # the same weights in two shards with model.safetensors.index.json
             size = sum(p.numel() * 2 for p in model.parameters())
             write_folder(model, os.path.join(base, "model-sharded"), tok_json, tok_config, torch.bfloat16,
                          max_shard_size=size // 2 + 1024)
             shards = sorted(n for n in os.listdir(os.path.join(base, "model-sharded")) if n.endswith(".safetensors"))
             assert len(shards) == 2, shards
+            sharded = reload(os.path.join(base, "model-sharded"), model)
+            assert reference(sharded, cut, bos, dataset, env, note) == ref, "the shards give other logits"
         if family == "qwen2":  # fp16 weights: rounding bf16 values to fp16 may change tiny ones, so own reference
             with torch.no_grad():
                 for p in model.parameters():
                     p.copy_(p.to(torch.float16).to(torch.float32))
             write_folder(model, os.path.join(base, "model-fp16"), tok_json, tok_config, torch.float16)
+            loaded = reload(os.path.join(base, "model-fp16"), model)
             note = "qwen2 with float16 weights (the bf16 model's values rounded to fp16), logits from those"
-            dump(reference(model, cut, bos, dataset, env, note), os.path.join(base, "reference_logits_fp16.json"))
+            dump(reference(loaded, cut, bos, dataset, env, note), os.path.join(base, "reference_logits_fp16.json"))
         print(family, "vocab", vocab_size, "tokens", n_tokens,
               "params", sum(p.numel() for p in model.parameters()), file=sys.stderr)
     dump(tokenizer_checks, os.path.join(res, "tokenizers", "tokenizer_checks.json"))
