@@ -55,10 +55,17 @@ class WordTokenizerTest {
         e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(words));
         assertTrue(e.getMessage().contains("vocab_size 5"), e.getMessage());
 
+        // vocab.json + merges.txt: GPT-2's vocabulary (here taken from GPT-2's tokenizer.json) → GPT-2's tokenizer;
+        // any other vocabulary is refused rather than tokenized as GPT-2
         Path bpe = Files.createDirectory(dir.resolve("bpe"));
-        Files.writeString(bpe.resolve("vocab.json"), "{}");
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        var gpt2Vocab = mapper.readTree(Fixtures.resource("tokenizers/gpt2/tokenizer.json").toFile()).path("model").path("vocab");
+        Files.writeString(bpe.resolve("vocab.json"), mapper.writeValueAsString(gpt2Vocab));
         Files.writeString(bpe.resolve("merges.txt"), "");
         assertInstanceOf(Gpt2Tokenizer.class, Tokenizers.forModel(bpe));
+        Files.writeString(bpe.resolve("vocab.json"), "{}");
+        e = assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(bpe));
+        assertTrue(e.getMessage().contains("vocab.json holds 0 tokens"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Tokenizers.forModel(dir.resolve("missing")));
     }
 }
