@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The tokenizer of a Hugging Face model folder, read from its {@code tokenizer.json} by the Hugging Face
@@ -23,7 +24,8 @@ import java.nio.file.Path;
  * single ids, as in Python. Which token is BOS, and which pads, follows the folder, see {@link SpecialTokens}.
  *
  * <p><b>Native memory.</b> The Rust tokenizer lives until {@link #close()}; open it in try-with-resources. Using it
- * after close is an {@link IllegalStateException}. Encoding is thread-safe.
+ * after close is an {@link IllegalStateException}. Encoding and decoding are thread-safe, also against a concurrent
+ * close.
  */
 public final class HuggingFaceTokenizer implements Tokenizer {
     /** The file this class reads; its presence in a model folder selects it (see {@link Tokenizers#forModel}). */
@@ -33,6 +35,8 @@ public final class HuggingFaceTokenizer implements Tokenizer {
     private final Path folder;
     private final SpecialTokens special;
     private final int vocabSize;
+    /** Encoding and decoding share the native tokenizer; closing waits for them, so no call sees it freed. */
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private ai.djl.huggingface.tokenizers.HuggingFaceTokenizer tokenizer;
 
     private HuggingFaceTokenizer(Path folder, SpecialTokens special, int vocabSize,
@@ -116,6 +120,7 @@ public final class HuggingFaceTokenizer implements Tokenizer {
         return max;
     }
 
+    /** Call under the read lock. */
     private ai.djl.huggingface.tokenizers.HuggingFaceTokenizer live() {
         ai.djl.huggingface.tokenizers.HuggingFaceTokenizer t = tokenizer;
         if (t == null) throw new IllegalStateException("the tokenizer of " + folder + " is closed");
@@ -125,8 +130,13 @@ public final class HuggingFaceTokenizer implements Tokenizer {
     @Override
     public long[] encode(String text) {
         if (text == null) throw new IllegalArgumentException("text to encode is null");
-        Encoding e = live().encode(text, false, false);
-        return e.getIds();
+        lock.readLock().lock();
+        try {
+            Encoding e = live().encode(text, false, false);
+            return e.getIds();
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     @Override
@@ -137,7 +147,12 @@ public final class HuggingFaceTokenizer implements Tokenizer {
                     + " [0, " + vocabSize + ") of " + folder.resolve(TOKENIZER_FILE));
             }
         }
-        return live().decode(ids, false);
+        lock.readLock().lock();
+        try {
+            return live().decode(ids, false);
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     @Override public long bosId() { return special.bosId(); }
@@ -155,10 +170,15 @@ public final class HuggingFaceTokenizer implements Tokenizer {
     public SpecialTokens specialTokens() { return special; }
 
     @Override
-    public synchronized void close() {
-        if (tokenizer != null) {
-            tokenizer.close();
-            tokenizer = null;
+    public void close() {
+        lock.writeLock().lock();
+        try {
+            if (tokenizer != null) {
+                tokenizer.close();
+                tokenizer = null;
+            }
+        } finally {
+            lock.writeLock().unlock();
         }
     }
 

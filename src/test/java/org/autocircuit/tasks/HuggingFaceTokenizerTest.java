@@ -265,6 +265,30 @@ class HuggingFaceTokenizerTest {
         assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
     }
 
+    @Test
+    void concurrentEncodingGivesTheSameIds() throws Exception {
+        List<String> texts = new ArrayList<>(datasetStrings()).subList(0, 400);
+        List<long[]> expected = new ArrayList<>();
+        for (String t : texts) expected.add(gpt2.encode(t));
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        try {
+            List<java.util.concurrent.Future<List<long[]>>> runs = new ArrayList<>();
+            for (int k = 0; k < 4; k++) {
+                runs.add(pool.submit(() -> {
+                    List<long[]> out = new ArrayList<>();
+                    for (String t : texts) out.add(gpt2.encode(t));
+                    return out;
+                }));
+            }
+            for (var run : runs) {
+                List<long[]> got = run.get();
+                for (int i = 0; i < texts.size(); i++) assertArrayEquals(expected.get(i), got.get(i), texts.get(i));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     private static void copyTokenizer(Path from, Path to) throws IOException {
         Files.copy(from.resolve("tokenizer.json"), to.resolve("tokenizer.json"));
     }
