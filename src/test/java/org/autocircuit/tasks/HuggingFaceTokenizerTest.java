@@ -163,6 +163,17 @@ class HuggingFaceTokenizerTest {
     }
 
     @Test
+    void bareGpt2TokenizerJsonFallsBackToEndOfText(@TempDir Path dir) throws IOException {
+        Files.copy(resource("tokenizers/gpt2/tokenizer.json"), dir.resolve("tokenizer.json"));
+        try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.open(dir)) {
+            assertEquals(Gpt2Tokenizer.END_OF_TEXT, tok.bosString());
+            assertEquals(Gpt2Tokenizer.END_OF_TEXT_ID, tok.bosId());
+            assertEquals(Gpt2Tokenizer.END_OF_TEXT_ID, tok.padId());
+            assertTrue(tok.specialTokens().bosSource().contains("TransformerLens"), tok.specialTokens().bosSource());
+        }
+    }
+
+    @Test
     void llama3TemplateGivesBosWhenTheConfigNamesNone(@TempDir Path dir) throws IOException {
         Path src = resource("tokenizers/llama3-style");
         Files.copy(src.resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
@@ -234,9 +245,22 @@ class HuggingFaceTokenizerTest {
         e = assertThrows(IllegalArgumentException.class, () -> HuggingFaceTokenizer.open(noModel));
         assertTrue(e.getMessage().contains("'model'"), e.getMessage());
 
+        // a complete, valid tokenizer.json without any BOS candidate: no config, no template, no <|endoftext|>
+        Path noBos = Files.createDirectories(dir.resolve("c0"));
+        Files.writeString(noBos.resolve("tokenizer.json"), tinyBpe("\"a b\""));
+        e = assertThrows(IllegalArgumentException.class, () -> HuggingFaceTokenizer.open(noBos));
+        assertTrue(e.getMessage().contains("no BOS token") && e.getMessage().contains("'bos_token'"), e.getMessage());
+        // the same with a bos_token given as an AddedToken object: it opens
+        Files.writeString(noBos.resolve("tokenizer_config.json"), "{\"bos_token\": {\"content\": \"ab\", \"special\": true}}");
+        try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.open(noBos)) {
+            assertEquals("ab", tok.bosString());
+            assertEquals(2, tok.bosId());
+            assertEquals(2, tok.padId(), "no pad or eos token: BOS pads");
+            assertArrayEquals(new long[] {2, 0}, tok.encode("aba"));
+        }
+        // the same file with a merge of a token the vocabulary lacks: the library refuses it
         Path badMerges = Files.createDirectories(dir.resolve("c"));
-        Files.writeString(badMerges.resolve("tokenizer.json"), "{\"version\":\"1.0\",\"model\":{\"type\":\"BPE\","
-            + "\"vocab\":{\"a\":0},\"merges\":[\"a b\"]}}");
+        Files.writeString(badMerges.resolve("tokenizer.json"), tinyBpe("\"a c\""));
         e = assertThrows(IllegalArgumentException.class, () -> HuggingFaceTokenizer.open(badMerges));
         assertTrue(e.getMessage().contains("tokenizer.json") && e.getMessage().contains("cannot read"), e.getMessage());
 
@@ -287,6 +311,14 @@ class HuggingFaceTokenizerTest {
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    /** A complete BPE tokenizer.json over {a, b, ab} with the given merge. */
+    private static String tinyBpe(String merge) {
+        return "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[],\"normalizer\":null,"
+            + "\"pre_tokenizer\":null,\"post_processor\":null,\"decoder\":null,\"model\":{\"type\":\"BPE\",\"dropout\":null,"
+            + "\"unk_token\":null,\"continuing_subword_prefix\":null,\"end_of_word_suffix\":null,\"fuse_unk\":false,"
+            + "\"byte_fallback\":false,\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[" + merge + "]}}";
     }
 
     private static void copyTokenizer(Path from, Path to) throws IOException {
