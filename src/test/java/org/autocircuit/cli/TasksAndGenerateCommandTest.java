@@ -44,6 +44,31 @@ class TasksAndGenerateCommandTest {
         assertTrue(captureOut("tasks").contains("ioi-tiny"));
     }
 
+    /** {@code tasks --model DIR}: the bundled GPT-2 model runs its IOI task, not the word-vocabulary one's. */
+    @Test
+    void tasksWithModelSaysWhichTasksRunWithIt() throws Exception {
+        Path gpt2 = org.autocircuit.testing.Fixtures.modelDir();
+        JsonNode rows = new ObjectMapper().readTree(captureOut("tasks", "--json", "--model", gpt2.toString()));
+        int checked = 0;
+        for (JsonNode r : rows) {
+            JsonNode w = r.get("with_model");
+            assertEquals(gpt2.toString(), w.get("model_folder").asText());
+            if (r.get("key").asText().equals("ioi-tiny")) {
+                assertTrue(w.get("runs").asBoolean() && w.get("reason").isNull(), w.toString());
+                assertEquals("GPT2LMHeadModel", w.get("architecture").asText());
+                checked++;
+            }
+            if (r.get("key").asText().equals("induction-2l")) {
+                assertTrue(!w.get("runs").asBoolean() && w.get("reason").asText().startsWith("dataset with this tokenizer"),
+                    w.toString());
+                checked++;
+            }
+        }
+        assertEquals(2, checked);
+        String table = captureOut("tasks", "--model", gpt2.toString());
+        assertTrue(table.contains("with gpt2-tiny-random"), table);
+    }
+
     @Test
     void generateWritesTheGeneratorOutput(@TempDir Path tmp) throws Exception {
         Path out = tmp.resolve("ioi.json");
