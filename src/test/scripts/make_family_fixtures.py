@@ -280,7 +280,15 @@ def main():
         note = f"{family}: weights stored bf16 (values exactly bf16, so loading into float32 is exact)"
         ref = reference(loaded, cut, bos, dataset, env, note)
         dump(ref, os.path.join(base, "reference_logits.json"))
-        if family == "mistral":  # the same weights in two shards with model.safetensors.index.json
+        if family == "mistral":
+            # the same weights without a sliding window (full causal attention), in one file and in two shards
+            # with model.safetensors.index.json
+            model.config.sliding_window = None
+            write_folder(model, os.path.join(base, "model-no-window"), tok_json, tok_config, torch.bfloat16)
+            loaded = reload(os.path.join(base, "model-no-window"), model)
+            note = "mistral without sliding window (sliding_window null): full causal attention"
+            ref = reference(loaded, cut, bos, dataset, env, note)
+            dump(ref, os.path.join(base, "reference_logits_no_window.json"))
             size = sum(p.numel() * 2 for p in model.parameters())
             write_folder(model, os.path.join(base, "model-sharded"), tok_json, tok_config, torch.bfloat16,
                          max_shard_size=size // 2 + 1024)

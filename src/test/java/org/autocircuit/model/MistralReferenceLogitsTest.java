@@ -6,20 +6,26 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The Mistral fixture (sliding-window attention with a window of 4, shorter than the 15-token prompts; GQA; untied
- * unembedding) against Hugging Face's eager logits, from one {@code model.safetensors} and from two shards with
- * {@code model.safetensors.index.json}. Skips, saying so, only while the model loader does not support
- * {@code MistralForCausalLM} (see {@link FamilyReference}).
+ * The Mistral fixture (GQA, untied unembedding) against Hugging Face's eager logits: without a sliding window from one
+ * {@code model.safetensors} and from two shards with {@code model.safetensors.index.json}, and with a sliding window
+ * of 4 tokens, shorter than the 15-token prompts. Skips, saying so, only while the model loader does not support
+ * {@code MistralForCausalLM}, and the window case also while the loader refuses prompts longer than the window
+ * (see {@link FamilyReference}).
  */
 @Tag("golden")
 class MistralReferenceLogitsTest {
     @Test
-    void singleFileMatchesHuggingFace() throws IOException {
-        FamilyReference.check("mistral", "model", "reference_logits.json");
+    void noWindowMatchesHuggingFace() throws IOException {
+        FamilyReference.check("mistral", "model-no-window", "reference_logits_no_window.json");
     }
 
     @Test
     void twoShardsMatchHuggingFace() throws IOException {
-        FamilyReference.check("mistral", "model-sharded", "reference_logits.json");
+        FamilyReference.check("mistral", "model-sharded", "reference_logits_no_window.json");
+    }
+
+    @Test
+    void slidingWindowOfFourMatchesHuggingFace() throws IOException {
+        FamilyReference.checkSlidingWindow("mistral", "model", "reference_logits.json");
     }
 }

@@ -44,6 +44,31 @@ public final class FamilyReference {
         }
     }
 
+    /**
+     * As {@link #check}, for a folder whose {@code sliding_window} is shorter than the prompts. A loader that does not
+     * mask attention to the window may instead cap the context length at it, refusing longer prompts with a clear
+     * error (the Mistral adapter does): then the test is aborted, saying so. Only that refusal skips: the loaded
+     * context length must equal {@code sliding_window} and the error must be the context-length one.
+     */
+    public static void checkSlidingWindow(String family, String folder, String reference) throws IOException {
+        Path dir = Fixtures.resource("families/" + family + "/" + folder);
+        JsonNode ref = JSON.readTree(Fixtures.resource("families/" + family + "/" + reference).toFile());
+        int window = JSON.readTree(dir.resolve("config.json").toFile()).path("sliding_window").asInt(0);
+        int seq = ref.path("prompts").get(0).path("ids").size();
+        assertTrue(window > 0 && window < seq, dir + ": expected a sliding window shorter than the " + seq + "-token prompts");
+        try (HookedTransformer model = loadOrSkip(dir)) {
+            try {
+                assertMatches(model, ref, dir);
+            } catch (IllegalArgumentException e) {
+                if (model.config().nCtx() == window && String.valueOf(e.getMessage()).contains("exceeds n_ctx")) {
+                    Assumptions.abort("the model loader caps the context at the sliding window (" + window
+                        + ") instead of masking attention to it: " + e.getMessage());
+                }
+                throw e;
+            }
+        }
+    }
+
     /** The model of {@code folder}, or an aborted test when its architecture is not supported (see class doc). */
     public static HookedTransformer loadOrSkip(Path folder) throws IOException {
         String arch = JSON.readTree(folder.resolve("config.json").toFile()).path("architectures").path(0).asText();
