@@ -96,6 +96,11 @@ public final class Server implements AutoCloseable {
                 t.setDaemon(true);
                 return t;
             });
+        // The JDK server writes a response's headers and body separately; with Nagle's algorithm on, the body then
+        // waits for the client's delayed ACK (~40 ms a call). The property is read when the server class loads.
+        if (System.getProperty("sun.net.httpserver.nodelay") == null) {
+            System.setProperty("sun.net.httpserver.nodelay", "true");
+        }
         this.http = HttpServer.create(new InetSocketAddress(config.bind(), config.port()), 64);
         http.setExecutor(httpThreads);
         http.createContext("/", this::handle);

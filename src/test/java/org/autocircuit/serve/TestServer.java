@@ -74,7 +74,10 @@ final class TestServer implements AutoCloseable {
         long end = System.nanoTime() + timeout.toNanos();
         JsonNode j = null;
         while (System.nanoTime() < end) {
-            j = json(get("/jobs/" + id));
+            HttpResponse<String> r = get("/jobs/" + id);
+            if (r.statusCode() != 200) throw new AssertionError("GET /jobs/" + id + " answered " + r.statusCode()
+                + ": " + r.body());
+            j = json(r);
             if (states.contains(j.get("state").asText())) return j;
             Thread.sleep(25);
         }
