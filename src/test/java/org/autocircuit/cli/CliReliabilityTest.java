@@ -125,6 +125,14 @@ class CliReliabilityTest {
             assertBadInput(run("evaluate", "--batch-size", "100"), "--train-size 16", "--batch-size 100");
             assertBadInput(run("evaluate", "--test-size", "0"), "--test-size 0");
             assertBadInput(run("evaluate", "--train-size", "0"), "--train-size 0");
+            // an architecture this port does not load: said so, not "has no tokenizer"
+            Path other = Files.createDirectory(dir.resolve("bloom"));
+            Files.writeString(other.resolve("config.json"), "{\"architectures\": [\"BloomForCausalLM\"], "
+                + "\"vocab_size\": 250880}");
+            Files.writeString(other.resolve("model.safetensors"), "");
+            Outcome o = run("evaluate", "--model", other.toString());
+            assertBadInput(o, "'architectures'", "BloomForCausalLM");
+            assertFalse(o.err().contains("has no tokenizer"), o.err());
         });
         Outcome missing = run("discover", "--model", MODEL.toString(), "--dataset", dir.resolve("nope.json").toString());
         assertFalse(missing.err().contains("copy"), missing.err());
