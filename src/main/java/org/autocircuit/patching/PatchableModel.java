@@ -317,14 +317,6 @@ public final class PatchableModel implements AutoCloseable {
         ensureOpen();
         try (NoGradGuard g = new NoGradGuard()) {
             long[] in = input.shape();
-            KvCache cache = cacheFor(in[0]);
-            if (model instanceof HookedTransformer t && in.length == 2) {
-                // refuse an over-long input before the [nSrc, batch, seq, dModel] buffer, not after it
-                long total = in[1] + (cache == null ? 0 : cache.prefixLength());
-                if (total > t.config().nCtx()) {
-                    throw new IllegalArgumentException("sequence of " + total + " tokens exceeds n_ctx " + t.config().nCtx());
-                }
-            }
             boolean reuse = into != null && java.util.Arrays.equals(into.shape(), new long[] {graph.nSrcs(), in[0], in[1], dModel});
             Tensor buffer = reuse ? into : torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
             boolean[] written = new boolean[graph.srcModules().size()];
@@ -344,6 +336,7 @@ public final class PatchableModel implements AutoCloseable {
                     return srcModuleIndex.containsKey(name);
                 }
             };
+            KvCache cache = cacheFor(in[0]);
             Tensor out;
             if (model.supportsBlockPasses() && trimLastBlock(false)) {
                 // outputsOnly: later passes read this block's sources at the last position only, as the output does

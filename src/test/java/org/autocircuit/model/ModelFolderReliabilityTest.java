@@ -54,13 +54,13 @@ class ModelFolderReliabilityTest {
 
     @Test
     void badConfigValuesNameTheirField() throws IOException {
-        assertMentions(loadError(inductionWith(c -> c.put("n_head", 0))), "config.json", "'n_head'", "at least 1");
+        assertMentions(loadError(inductionWith(c -> c.put("n_head", 0))), "config.json", "'n_head'");
         assertMentions(loadError(inductionWith(c -> c.put("n_inner", "abc"))), "'n_inner'", "integer");
         assertMentions(loadError(inductionWith(c -> c.put("layer_norm_epsilon", "big"))), "'layer_norm_epsilon'");
         assertMentions(loadError(inductionWith(c -> c.put("bos_token_id", 65))), "'bos_token_id'", "[0, 65)");
         assertMentions(loadError(inductionWith(c -> c.put("bos_token_id", -1))), "'bos_token_id'");
         assertMentions(loadError(inductionWith(c -> c.put("attn_only", "yes"))), "'attn_only'", "true or false");
-        assertMentions(loadError(inductionWith(c -> c.put("n_layer", Integer.MAX_VALUE))), "'n_layer'", "2147483647",
+        assertMentions(loadError(inductionWith(c -> c.put("n_layer", Integer.MAX_VALUE))), "2147483647 layers",
             "2 blocks");
     }
 
@@ -80,7 +80,7 @@ class ModelFolderReliabilityTest {
         ObjectNode cfg = (ObjectNode) JSON.readTree(src.resolve("config.json").toFile());
         cfg.put("attn_only", true);
         Files.writeString(m.resolve("config.json"), JSON.writeValueAsString(cfg));
-        assertMentions(loadError(m), "'attn_only'", "MLP weights", "transformer.h.0.");
+        assertMentions(loadError(m), "'attn_only'", "MLP weights", ".h.0.");
     }
 
     /** Rewrites the bundled model's weights through {@code edit} (name → tensor). */
@@ -105,7 +105,7 @@ class ModelFolderReliabilityTest {
     void aWrongOrDifferentLmHeadBesideTiedEmbeddingsIsRefused() throws IOException {
         Path wrongShape = weightsEdited(w -> w.put("lm_head.weight", torch.zeros(65, 63)),
             c -> c.put("tie_word_embeddings", true));
-        assertMentions(loadError(wrongShape), "lm_head.weight", "[65, 63]", "[65, 64]");
+        assertMentions(loadError(wrongShape), "lm_head.weight", "tie_word_embeddings");
         // the bundled model's lm_head differs from its embedding: tying would silently drop it
         Path tied = inductionWith(c -> c.put("tie_word_embeddings", true));
         assertMentions(loadError(tied), "tie_word_embeddings", "lm_head.weight");
