@@ -20,7 +20,7 @@ import org.autocircuit.graph.Graph;
 
 /**
  * The finished decisions of an ACDC run, as written to {@link PruneRun#checkpoint()} (format in
- * docs/algorithms/acdc.md). The first five fields identify the run; a checkpoint resumes only a run that agrees on
+ * docs/algorithms/acdc.md). The first six fields identify the run; a checkpoint resumes only a run that agrees on
  * all of them.
  *
  * @param format      always {@link #FORMAT}
@@ -29,6 +29,7 @@ import org.autocircuit.graph.Graph;
  * @param criterion   the faithfulness measure ({@link Acdc.Faithfulness} name)
  * @param firstBatch  the first training batch's content key (hex)
  * @param visitOrder  fingerprint of the visit order
+ * @param identity    the weights, dataset, options and code version ({@link RunIdentity}), or null
  * @param tauIndex    the pass in progress ({@code taus.size()} when the run is complete)
  * @param position    how many edges of that pass are decided (the next one to visit)
  * @param prevFaith   the faithfulness of the last accepted state of the pass (float bits as a float)
@@ -42,13 +43,14 @@ record AcdcCheckpoint(
         @JsonProperty("criterion") String criterion,
         @JsonProperty("firstBatch") String firstBatch,
         @JsonProperty("visitOrder") String visitOrder,
+        @JsonProperty("identity") RunIdentity identity,
         @JsonProperty("tauIndex") int tauIndex,
         @JsonProperty("position") int position,
         @JsonProperty("prevFaith") float prevFaith,
         @JsonProperty("ablated") int[] ablated,
         @JsonProperty("scoreTau") int[] scoreTau) {
 
-    static final String FORMAT = "autocircuit-acdc-checkpoint/1";
+    static final String FORMAT = "autocircuit-acdc-checkpoint/2";
     private static final ObjectMapper JSON = new ObjectMapper()
         .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
 
@@ -57,15 +59,17 @@ record AcdcCheckpoint(
         AcdcCheckpoint c;
         try {
             c = JSON.readValue(file.toFile(), AcdcCheckpoint.class);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             throw new IllegalArgumentException("ACDC checkpoint " + file + " is not readable: " + e.getMessage(), e);
         }
         if (!FORMAT.equals(c.format)) {
             throw new IllegalArgumentException("ACDC checkpoint " + file + " has format '" + c.format + "', expected '"
                 + FORMAT + "'");
         }
-        if (c.ablated == null || c.scoreTau == null || c.taus == null) {
-            throw new IllegalArgumentException("ACDC checkpoint " + file + " lacks ablated, scoreTau or taus");
+        if (c.ablated == null || c.scoreTau == null || c.taus == null || c.graph == null || c.criterion == null
+                || c.firstBatch == null || c.visitOrder == null) {
+            throw new IllegalArgumentException("ACDC checkpoint " + file + " lacks one of graph, taus, criterion, "
+                + "firstBatch, visitOrder, ablated, scoreTau");
         }
         return c;
     }
@@ -91,6 +95,14 @@ record AcdcCheckpoint(
         mismatch(file, "criterion", expected.criterion, criterion);
         mismatch(file, "firstBatch", expected.firstBatch, firstBatch);
         mismatch(file, "visitOrder", expected.visitOrder, visitOrder);
+        if (expected.identity != null || identity != null) {
+            List<String> diff = expected.identity != null ? expected.identity.differences(identity)
+                : List.of("identity (this run has none, the checkpoint " + identity + ")");
+            if (!diff.isEmpty()) {
+                throw new IllegalArgumentException("ACDC checkpoint " + file + " was written for another run; it differs in "
+                    + String.join("; ", diff) + " (delete the file or pass another checkpoint folder to start afresh)");
+            }
+        }
         if (scoreTau.length != nEdges || tauIndex < 0 || tauIndex > taus.size() || position < 0 || position > nEdges) {
             throw new IllegalArgumentException("ACDC checkpoint " + file + " is inconsistent: tauIndex " + tauIndex
                 + ", position " + position + ", " + scoreTau.length + " scores for " + nEdges + " edges");

@@ -20,6 +20,8 @@ import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.FloatPointer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -50,6 +52,8 @@ import org.bytedeco.pytorch.global.torch;
  * </ol>
  */
 final class AcdcSearch implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(AcdcSearch.class);
+
     /** Trials per batched forward pass (see {@link #batchedTrials}). */
     static final int DEFAULT_WINDOW = 16;
 
@@ -179,7 +183,7 @@ final class AcdcSearch implements AutoCloseable {
         }
         identity = new AcdcCheckpoint(AcdcCheckpoint.FORMAT, AcdcCheckpoint.graphFingerprint(graph), options.taus(),
             options.faithfulness().name(), Long.toHexString(batch.key()), AcdcCheckpoint.orderFingerprint(order),
-            0, 0, 0f, new int[0], new int[0]);
+            run.identity(), 0, 0, 0f, new int[0], new int[0]);
     }
 
     /** Runs (or resumes) every pass and returns the scores. */
@@ -193,7 +197,21 @@ final class AcdcSearch implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             // Every decision counted in `position` is complete, so the state is consistent whatever was interrupted.
-            if (file != null) writeCheckpoint(file);
+            if (file != null) {
+                try {
+                    writeCheckpoint(file);
+                    if (e instanceof CancellationException) {
+                        LOG.warn("ACDC stopped: {} of {} decisions of pass {}/{} (τ={}) and the passes before it are saved "
+                            + "in {}; run again with the same checkpoint file to resume", position, order.length,
+                            tauIndex + 1, taus.length, options.taus().get(Math.min(tauIndex, taus.length - 1)), file);
+                    }
+                } catch (RuntimeException w) {
+                    e.addSuppressed(w);
+                }
+            } else if (e instanceof CancellationException) {
+                LOG.warn("ACDC stopped after {} of {} decisions of pass {}/{}; nothing was saved (no checkpoint file; the "
+                    + "command line's --checkpoint-dir keeps finished work)", position, order.length, tauIndex + 1, taus.length);
+            }
             throw e;
         }
         float[] scores = new float[edges.size()];
@@ -440,7 +458,7 @@ final class AcdcSearch implements AutoCloseable {
         int[] abl = new int[count];
         for (int i = 0, j = 0; i < ablated.length; i++) if (ablated[i]) abl[j++] = i;
         new AcdcCheckpoint(identity.format(), identity.graph(), identity.taus(), identity.criterion(),
-            identity.firstBatch(), identity.visitOrder(), tauIndex, position, prevFaith, abl, scoreTau.clone())
+            identity.firstBatch(), identity.visitOrder(), identity.identity(), tauIndex, position, prevFaith, abl, scoreTau.clone())
             .write(file);
         decisionsSinceCheckpoint = 0;
         lastCheckpointNanos = System.nanoTime();

@@ -22,9 +22,11 @@ import org.autocircuit.util.Progress;
  * @param checkpoint    a file where resumable algorithms (ACDC, probing) keep finished work, or null
  * @param collective    the ranks of a data-parallel run ({@link Collective#single()} for one process): algorithms
  *                      that support it score their shard of {@code train} and sum over ranks
+ * @param identity      what a checkpoint must agree on besides the graph and the first batch (weights, dataset,
+ *                      options, code), or null; see {@link RunIdentity}
  */
 public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
-                       Progress progress, long seed, Path checkpoint, Collective collective) {
+                       Progress progress, long seed, Path checkpoint, Collective collective, RunIdentity identity) {
 
     public PruneRun {
         if (model == null) {
@@ -39,10 +41,22 @@ public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Ed
         collective = collective == null ? Collective.single() : collective;
     }
 
+    /** A run without a {@link RunIdentity}. */
+    public PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
+                    Progress progress, long seed, Path checkpoint, Collective collective) {
+        this(model, train, officialEdges, progress, seed, checkpoint, collective, null);
+    }
+
+    /** A single-process run with a {@link RunIdentity}. */
+    public PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
+                    Progress progress, long seed, Path checkpoint, RunIdentity identity) {
+        this(model, train, officialEdges, progress, seed, checkpoint, Collective.single(), identity);
+    }
+
     /** A single-process run. */
     public PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Edge> officialEdges,
                     Progress progress, long seed, Path checkpoint) {
-        this(model, train, officialEdges, progress, seed, checkpoint, Collective.single());
+        this(model, train, officialEdges, progress, seed, checkpoint, Collective.single(), null);
     }
 
     /** A run with no official edges, no progress reporting, seed 0 and no checkpoint. */
@@ -51,24 +65,28 @@ public record PruneRun(PatchableModel model, List<PromptPairBatch> train, Set<Ed
     }
 
     public PruneRun withOfficialEdges(Set<Edge> edges) {
-        return new PruneRun(model, train, edges, progress, seed, checkpoint, collective);
+        return new PruneRun(model, train, edges, progress, seed, checkpoint, collective, identity);
     }
 
     public PruneRun withProgress(Progress p) {
-        return new PruneRun(model, train, officialEdges, p, seed, checkpoint, collective);
+        return new PruneRun(model, train, officialEdges, p, seed, checkpoint, collective, identity);
     }
 
     public PruneRun withSeed(long s) {
-        return new PruneRun(model, train, officialEdges, progress, s, checkpoint, collective);
+        return new PruneRun(model, train, officialEdges, progress, s, checkpoint, collective, identity);
     }
 
     public PruneRun withCheckpoint(Path file) {
-        return new PruneRun(model, train, officialEdges, progress, seed, file, collective);
+        return new PruneRun(model, train, officialEdges, progress, seed, file, collective, identity);
     }
 
     /** The same run over the ranks of {@code c}. */
     public PruneRun withCollective(Collective c) {
-        return new PruneRun(model, train, officialEdges, progress, seed, checkpoint, c);
+        return new PruneRun(model, train, officialEdges, progress, seed, checkpoint, c, identity);
+    }
+
+    public PruneRun withIdentity(RunIdentity id) {
+        return new PruneRun(model, train, officialEdges, progress, seed, checkpoint, collective, id);
     }
 
     /** The official edges, or an error naming the algorithm that needs them. */

@@ -468,7 +468,8 @@ public final class SubnetworkProbing {
         for (PromptPairBatch b : run.train()) keys.add(b.key());
         return algorithm + " seed=" + run.seed() + " graph=" + g.nEdges() + " edges/" + g.nSrcs() + " srcs"
             + (g.seqLen().isPresent() ? "/seq " + g.seqLen().getAsInt() : "") + (g.factorized() ? "" : "/unfactorized")
-            + " batches=" + keys + " " + canonicalOptions;
+            + " batches=" + keys + " " + canonicalOptions
+            + (run.identity() == null ? "" : "\n" + run.identity().lines());
     }
 
     static String sha256(String s) {

@@ -2,12 +2,11 @@ package org.autocircuit.algorithms;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.List;
 import org.autocircuit.graph.Graph;
+import org.autocircuit.util.AtomicFiles;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Adam;
@@ -18,8 +17,9 @@ import org.bytedeco.pytorch.Tensor;
 /**
  * The resumable state of a probing run, in one libtorch archive file (the format of {@code torch::save}):
  * <pre>
- *   version       int64 [1]           format version (1)
- *   fingerprint   int64 [n]           the run's description as UTF-16 code units; another run's file is refused
+ *   version       int64 [1]           format version (2: the fingerprint holds the RunIdentity lines)
+ *   fingerprint   int64 [n]           the run's description (and RunIdentity, one part a line) as UTF-16 code
+ *                                     units; another run's file is refused, naming the lines that differ
  *   stage         int64 [1]           circuit-probing size index (0 for plain subnetwork probing)
  *   epochs_done   int64 [1]           finished epochs of that stage
  *   masks         float32 [nEdges]    mask logits in graph edge order (only when epochs_done &gt; 0)
@@ -31,7 +31,7 @@ import org.bytedeco.pytorch.Tensor;
  * either the previous checkpoint or the new one, never half of one.
  */
 final class SubnetworkProbingCheckpoint {
-    private static final long VERSION = 1;
+    private static final long VERSION = 2;
 
     private SubnetworkProbingCheckpoint() {}
 
@@ -104,8 +104,8 @@ final class SubnetworkProbingCheckpoint {
             }
             String found = decode(readLongs(archive, file, "fingerprint"));
             if (!found.equals(fingerprint)) {
-                throw new IllegalArgumentException("checkpoint " + file + " belongs to another run (delete it to start over):"
-                    + "\n  this run: " + fingerprint + "\n  the file: " + found);
+                throw new IllegalArgumentException("checkpoint " + file + " belongs to another run (delete it to start over); "
+                    + "it differs in:" + differences(fingerprint, found));
             }
             int stage = (int) readLongs(archive, file, "stage")[0];
             int epochsDone = (int) readLongs(archive, file, "epochs_done")[0];
@@ -125,7 +125,6 @@ final class SubnetworkProbingCheckpoint {
     static void save(Path file, String fingerprint, int stage, int epochsDone, float[] masks, Adam adam,
                      SubnetworkProbing.History history, float[] jobScores) {
         Path target = file.toAbsolutePath();
-        Path tmp = null;
         try (PointerScope s = new PointerScope()) {
             OutputArchive archive = new OutputArchive();
             archive.write("version", longs(VERSION));
@@ -147,25 +146,23 @@ final class SubnetworkProbingCheckpoint {
             }
             if (jobScores != null) archive.write("job_scores", HostTensor.ofFloats(jobScores, jobScores.length).toTensor());
             Files.createDirectories(target.getParent());
-            tmp = Files.createTempFile(target.getParent(), target.getFileName() + ".", ".tmp");
-            archive.save_to(tmp.toString());
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
+            AtomicFiles.writePath(target, tmp -> archive.save_to(tmp.toString()));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the probing checkpoint " + target, e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // the failure that brought us here is the one to report
-                }
-            }
         }
+    }
+
+    /** The lines of the two fingerprints that differ (the run description, then model, dataset, options, code). */
+    static String differences(String mine, String theirs) {
+        String[] a = mine.split("\n", -1);
+        String[] b = theirs.split("\n", -1);
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < Math.max(a.length, b.length); i++) {
+            String x = i < a.length ? a[i] : "(none)";
+            String y = i < b.length ? b[i] : "(none)";
+            if (!x.equals(y)) out.append("\n  this run: ").append(x).append("\n  the file: ").append(y);
+        }
+        return out.toString();
     }
 
     private static InputArchive open(Path file) {

@@ -109,6 +109,10 @@ final class DiscoverCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print the result JSON (docs/schema/discover-result.schema.json) on stdout.")
     boolean json;
 
+    @Option(names = "--force", description = "Replace existing --result / --report files even if this tool did not "
+        + "write them (docs/reliability.md).")
+    boolean force;
+
     @Override
     public Integer call() throws Exception {
         if (algorithms.size() == 1 && algorithms.get(0).equalsIgnoreCase("help")) {
@@ -123,8 +127,28 @@ final class DiscoverCommand implements Callable<Integer> {
         GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
         Discovery.Options options = Discovery.Options.parse(algorithms, ablation, patchType, edgeCounts, metrics,
             faithfulnessMetric, seed, top, checkpointDir);
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (var a : options.algorithms()) {
+            if (!seen.add(a.key())) {
+                throw new IllegalArgumentException("--algorithms names " + a.shortName() + " twice (" + algorithms
+                    + "); list each algorithm once");
+            }
+        }
+        if (edgeCounts != null) {
+            for (int k : edgeCounts) if (k < 0) throw new IllegalArgumentException("--edge-counts: " + k + " is negative");
+        }
         if ((model == null) != (dataset == null)) {
             throw new IllegalArgumentException("a custom task needs both --model DIR and --dataset FILE");
+        }
+        if (model != null) {
+            if (!Files.isDirectory(model)) {
+                throw new IllegalArgumentException("--model " + model + ": " + (Files.exists(model) ? "not a folder"
+                    : "no such folder") + "; expected a model folder with config.json and model.safetensors");
+            }
+            if (!Files.isRegularFile(dataset)) {
+                throw new IllegalArgumentException("--dataset " + dataset + ": " + (Files.exists(dataset)
+                    ? "not a regular file (a folder, FIFO or device)" : "no such file"));
+            }
         }
 
         TaskPaths paths = TaskPaths.under(Main.home());
@@ -134,8 +158,18 @@ final class DiscoverCommand implements Callable<Integer> {
             : report != null ? report : Path.of("reports", t.key().replaceAll("[^A-Za-z0-9._-]", "_") + ".html");
         // launched data-parallel (docs/distributed.md): rank 0 alone checks, writes and prints
         try (Collective dist = ProcessGroupCollective.fromEnvironment()) {
-            if (dist.isLeader() && reportPath != null) checkWritable(reportPath, "--report");
-            if (dist.isLeader() && resultFile != null) checkWritable(resultFile, "--result");
+            if (dist.isLeader()) {
+                List<Path> inputs = inputs(t, paths);
+                if (reportPath != null && resultFile != null
+                        && org.autocircuit.util.AtomicFiles.samePath(reportPath, resultFile)) {
+                    throw new IllegalArgumentException("--report and --result name the same file " + resultFile);
+                }
+                if (reportPath != null) Outputs.check(reportPath, "--report", force, Outputs.HTML_REPORT, inputs);
+                if (resultFile != null) Outputs.check(resultFile, "--result", force, Outputs.RESULT_JSON, inputs);
+                if (checkpointDir != null) {
+                    org.autocircuit.util.AtomicFiles.checkWritableFolder(checkpointDir, "--checkpoint-dir");
+                }
+            }
             run(t, paths, options, reportPath, processing, layout, dist);
         }
         return 0;
@@ -198,17 +232,18 @@ final class DiscoverCommand implements Callable<Integer> {
     }
 
 
-    /** Fails before any work if the file's folder cannot be created or written. */
-    private static void checkWritable(Path file, String option) {
-        Path dir = file.toAbsolutePath().getParent();
-        try {
-            Files.createDirectories(dir);
-        } catch (Exception e) {
-            throw new IllegalArgumentException(option + ": cannot create the folder " + dir + " (" + e.getMessage() + ")");
+    /** The files this run reads, which no output may replace. */
+    private static List<Path> inputs(Task t, TaskPaths paths) {
+        List<Path> in = new java.util.ArrayList<>();
+        in.add(t.datasetPath(paths));
+        Path dir = t.modelPath(paths);
+        if (Files.isDirectory(dir)) {
+            try (var files = Files.list(dir)) {
+                files.forEach(in::add);
+            } catch (java.io.IOException e) {
+                // an unreadable model folder fails the load, with a better message
+            }
         }
-        if (!Files.isWritable(dir) || (Files.exists(file) && !Files.isWritable(file)) || Files.isDirectory(file)) {
-            throw new IllegalArgumentException(option + ": cannot write " + file.toAbsolutePath()
-                + (Files.isDirectory(file) ? " (it is a folder)" : " (no permission)"));
-        }
+        return in;
     }
 }

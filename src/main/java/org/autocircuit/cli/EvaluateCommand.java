@@ -31,8 +31,11 @@ import org.autocircuit.patching.CircuitOutputs;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
+import java.nio.file.Files;
+import org.autocircuit.model.ModelConfig;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.Tokenizer;
+import org.autocircuit.tasks.LoadedTask;
 import org.autocircuit.tasks.LoaderOptions;
 import org.autocircuit.tasks.Tokenizers;
 import picocli.CommandLine.Command;
@@ -85,18 +88,37 @@ final class EvaluateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
+        // validate everything that needs no weights before the model loads
         AblationType abl = AblationType.parse(ablation);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         PatchType pt = PatchType.parse(patchType);
         GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
         List<PruneMetric> chosen = new ArrayList<>();
         for (String key : metrics) chosen.add(PruneMetrics.byKey(key.trim()));
+        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be at least 1, got " + batchSize);
+        if (trainSize < batchSize) {
+            throw new IllegalArgumentException("--train-size " + trainSize + " holds no full batch of --batch-size "
+                + batchSize + "; the scores need at least one train batch");
+        }
+        if (testSize < batchSize) {
+            throw new IllegalArgumentException("--test-size " + testSize + " holds no full batch of --batch-size "
+                + batchSize + "; the circuit measurements need at least one test batch");
+        }
+        if (edgeCounts != null) {
+            for (int k : edgeCounts) if (k < 0) throw new IllegalArgumentException("--edge-counts: " + k + " is negative");
+        }
+        if (!Files.isDirectory(modelDir)) {
+            throw new IllegalArgumentException("--model " + modelDir + ": " + (Files.exists(modelDir) ? "not a folder"
+                : "no such folder") + "; expected a model folder with config.json and model.safetensors");
+        }
+        ModelConfig config = ModelConfig.fromHuggingFace(modelDir.resolve("config.json"));
         LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize)
             .trainTestSize(trainSize, testSize).returnSeqLength(tokenCircuit).shuffle(false).build();
         Datasets.LoadedDatasets loaded;
         try (Tokenizer tokenizer = Tokenizers.forModel(modelDir)) {
-            loaded = Datasets.load(data, options, tokenizer);
+            loaded = Datasets.load(data, options, tokenizer, new Datasets.ModelLimits(config.nCtx(), config.dVocab()));
         }
+        LoadedTask.requirePatchable(data, loaded.train(), loaded.test());
         Integer seqLen = tokenCircuit ? loaded.train().seqLen().orElseThrow() : null;
 
         long t0 = System.nanoTime();

@@ -10,6 +10,8 @@ import org.autocircuit.tasks.generators.DatasetGenerators;
 import org.autocircuit.tasks.generators.IoiGenerator;
 import org.autocircuit.tasks.generators.OfficialCircuitDefinitions;
 import picocli.CommandLine.Command;
+import java.util.List;
+import org.autocircuit.util.AtomicFiles;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -37,9 +39,16 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, description = "Output file (a folder for official-circuits).")
     Path out;
 
+    @Option(names = "--force", description = "Replace an existing --out file (official circuits: files that are not "
+        + "official-circuit files this tool wrote).")
+    boolean force;
+
     @Override
     public Integer call() throws Exception {
         if (what.equals("official-circuits")) {
+            for (OfficialCircuit c : OfficialCircuitDefinitions.all().values()) {
+                Outputs.check(out.resolve(c.name() + ".json"), "--out", force, Outputs.OFFICIAL_CIRCUIT, List.of());
+            }
             for (OfficialCircuit c : OfficialCircuitDefinitions.all().values()) {
                 Path file = out.resolve(c.name() + ".json");
                 c.write(file);
@@ -53,6 +62,7 @@ final class GenerateCommand implements Callable<Integer> {
         } else if (!template.equals("vanilla")) {
             throw new IllegalArgumentException("--template applies to ioi only, not " + g.key());
         }
+        Outputs.check(out, "--out", force, AtomicFiles.Ownership.NONE, List.of());
         DatasetFile data = g.generate(n, seed);
         Datasets.write(out, data);
         System.out.println("wrote " + out + ": " + data.prompts().size() + " " + g.key() + " prompt pairs (seed " + seed

@@ -1,5 +1,6 @@
 package org.autocircuit.cli;
 
+import org.autocircuit.util.Progress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -27,15 +28,57 @@ public final class Main implements Runnable {
         System.exit(execute(args));
     }
 
-    /** Runs the command line and returns the exit code (for tests). */
+    /** How long the shutdown hook lets a stopping command finish its step and save its work. */
+    static final java.time.Duration STOP_GRACE = java.time.Duration.ofSeconds(30);
+
+    /**
+     * Runs the command line and returns the exit code (for tests). On SIGINT or SIGTERM a shutdown hook asks the
+     * running command to stop at its next step ({@link Progress.StopRequest}) and waits up to {@link #STOP_GRACE} for
+     * it to save its work and print what it kept, before the JVM exits.
+     */
     public static int execute(String... args) {
+        Progress.StopRequest.clear();
+        java.util.concurrent.CountDownLatch finished = new java.util.concurrent.CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            Progress.StopRequest.request("the process was asked to exit (SIGINT or SIGTERM)");
+            try {
+                if (!finished.await(STOP_GRACE.toSeconds(), java.util.concurrent.TimeUnit.SECONDS)) {
+                    System.err.println("autocircuit: the command did not stop within " + STOP_GRACE.toSeconds()
+                        + " s; exiting without waiting further (checkpoint files hold the last saved state)");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "autocircuit-stop");
+        boolean hooked;
+        try {
+            Runtime.getRuntime().addShutdownHook(hook);
+            hooked = true;
+        } catch (IllegalStateException e) {
+            hooked = false;   // already shutting down
+        }
+        try {
+            return run(args);
+        } finally {
+            finished.countDown();
+            if (hooked) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException e) {
+                    // shutting down: the hook is running and has just been released
+                }
+            }
+        }
+    }
+
+    private static int run(String... args) {
         CommandLine cli = new CommandLine(new Main());
         // everything after launch's options is the launched command, its own options included
         cli.getSubcommands().get("launch").setStopAtPositional(true);
         cli.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
             if (ex instanceof java.util.concurrent.CancellationException) {
-                commandLine.getErr().println("autocircuit: interrupted (" + ex.getMessage() + "); finished work is kept "
-                    + "in the checkpoint files, if any were asked for");
+                commandLine.getErr().println("autocircuit: stopped (" + ex.getMessage() + "); finished work is kept "
+                    + "in the checkpoint files if --checkpoint-dir was given, and the same command resumes from them");
                 return 130;
             }
             if (ex instanceof org.autocircuit.distributed.DistributedException) {

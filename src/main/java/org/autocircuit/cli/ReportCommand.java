@@ -29,10 +29,17 @@ final class ReportCommand implements Callable<Integer> {
 
     @Option(names = "--title", paramLabel = "TEXT", description = "Page title (default: the task and model).") String title;
 
+    @Option(names = "--force", description = "Replace an existing --out file even if it is not a report this tool wrote.")
+    boolean force;
+
     @Override
     public Integer call() throws IOException {
         if (sankeyEdges < 1) throw new IllegalArgumentException("--sankey-edges must be at least 1, got " + sankeyEdges);
         if (!Files.exists(result)) throw new IllegalArgumentException("--result " + result + ": no such file");
+        if (!Files.isRegularFile(result)) {
+            throw new IllegalArgumentException("--result " + result + ": not a regular file (a folder, FIFO or device)");
+        }
+        Outputs.check(out, "--out", force, Outputs.HTML_REPORT, java.util.List.of(result));
         DiscoveryResult r = DiscoveryResult.read(result);
         try {
             HtmlReport.write(r, out, new HtmlReport.Options(sankeyEdges, title));

@@ -26,7 +26,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", description = "Model folder to write (default: datasets/models/induction-2l).")
     Path out;
 
-    @Option(names = "--force", description = "Replace --out if it exists.") boolean force;
+    @Option(names = "--force", description = "Replace --out (and --dataset) if it exists.") boolean force;
 
     @Option(names = "--dataset", description = "Also write the clean/corrupt induction prompts (AutoCircuit JSON) here.")
     Path dataset;
@@ -59,6 +59,14 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Path target = out != null ? out : Main.home().resolve("datasets/models/induction-2l");
+        if (dataset != null) {
+            Outputs.check(dataset, "--dataset", force, org.autocircuit.util.AtomicFiles.Ownership.NONE,
+                datasetOnly ? java.util.List.of() : java.util.List.of(target));
+            if (!datasetOnly && dataset.toAbsolutePath().normalize().startsWith(target.toAbsolutePath().normalize())) {
+                throw new IllegalArgumentException("--dataset " + dataset + " lies inside the model folder --out " + target
+                    + ", which training replaces; write it elsewhere");
+            }
+        }
         if (datasetOnly) {
             if (dataset == null) throw new IllegalArgumentException("--dataset-only needs --dataset FILE");
             writeDataset(new InductionTask(or(vocabWords, D.vocabWords())), or(maxRepeat, D.maxRepeat()));

@@ -163,14 +163,21 @@ public final class Discovery {
         double emptyValue = valueAt(ends, 0);
         double fullValue = valueAt(ends, nEdges);
         List<RegisteredAlgorithm> algos = options.algorithms();
+        // what a checkpoint must agree on besides the graph and the first batch (docs/reliability.md)
+        String modelPrint = options.checkpointDir() == null ? null
+            : org.autocircuit.util.Fingerprints.ofFolder(loaded.task().modelPath(paths));
+        String dataPrint = options.checkpointDir() == null ? null
+            : org.autocircuit.util.Fingerprints.ofFile(loaded.task().datasetPath(paths)) + " " + loaded.task().loaderOptions();
         for (int i = 0; i < algos.size(); i++) {
             RegisteredAlgorithm a = algos.get(i);
             if (listener != null) listener.algorithmStarted(i, algos.size(), a);
             Progress.checkInterrupted(a.key());
             Path checkpoint = options.checkpointDir() == null ? null : DataParallel.checkpointFor(dist,
-                options.checkpointDir().resolve(fileName(taskKey + "-" + a.shortName()) + ".ckpt"));
+                options.checkpointDir().resolve(checkpointName(loaded.task(), paths, a)));
+            org.autocircuit.algorithms.RunIdentity identity = checkpoint == null ? null
+                : org.autocircuit.algorithms.RunIdentity.of(modelPrint, dataPrint, runOptions(loaded.task(), a, options));
             PruneRun run = new PruneRun(loaded.model(), loaded.train().batches(), official, steps, options.seed(),
-                checkpoint, dist);
+                checkpoint, dist, identity);
             long s0 = System.nanoTime();
             PruneScores scores = a.scores(run);
             double scoreSeconds = (System.nanoTime() - s0) / 1e9;
@@ -212,6 +219,27 @@ public final class Discovery {
         }
         counts.addAll(DiscoveryResultBuilder.faithfulnessEdgeCounts(nEdges));
         return List.copyOf(counts);
+    }
+
+    /**
+     * {@code <task>-<algorithm>.ckpt}; a custom task adds a hash of its model and dataset paths, so that two custom
+     * tasks sharing a checkpoint folder do not share (and refuse) each other's files.
+     */
+    public static String checkpointName(org.autocircuit.tasks.Task t, org.autocircuit.tasks.TaskPaths paths,
+                                        RegisteredAlgorithm a) {
+        String key = t.key();
+        if (t.key().equals("custom")) {
+            key += "-" + org.autocircuit.util.Fingerprints.ofString(t.modelPath(paths).toAbsolutePath().normalize() + "\n"
+                + t.datasetPath(paths).toAbsolutePath().normalize()).substring(0, 8);
+        }
+        return fileName(key + "-" + a.shortName()) + ".ckpt";
+    }
+
+    /** The options of one algorithm's run that its checkpoint must agree on, as stable text. */
+    private static String runOptions(org.autocircuit.tasks.Task t, RegisteredAlgorithm a, Options options) {
+        return "task=" + t.key() + " algorithm=" + a.key() + " parameters=" + a.parameters() + " seed=" + options.seed()
+            + " tokenCircuit=" + t.tokenCircuit() + " factorized=" + t.factorized() + " separateQkv=" + t.separateQkv()
+            + " slice=" + t.slice();
     }
 
     private static String fileName(String s) {

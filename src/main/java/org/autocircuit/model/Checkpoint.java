@@ -100,6 +100,11 @@ public final class Checkpoint implements WeightSource, AutoCloseable {
         return new Checkpoint(config, byTensor, shards);
     }
 
+    /** Every tensor name of the checkpoint, sorted. */
+    public java.util.Set<String> names() {
+        return java.util.Collections.unmodifiableSet(shardByTensor.keySet());
+    }
+
     /** Number of shard files (1 for a single-file checkpoint). */
     public int shardCount() {
         return shards.size();

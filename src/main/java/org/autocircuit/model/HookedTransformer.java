@@ -151,12 +151,95 @@ public final class HookedTransformer implements HookedModel {
                 + "GPT-2 checkpoints; " + config + " holds " + read.config().architecture());
         }
         try (Checkpoint checkpoint = Checkpoint.open(folder); PointerScope scope = new PointerScope()) {
-            WeightSource source = processing.apply(read.config(), checkpoint);
-            // TL processing rewrites every weight on its first request and serves them from then on: make that request
-            // here, so the processed weights live in this scope rather than in the scope of the first tensor converted.
-            // (It holds the processed checkpoint beside the model while building; GPT-2-sized models only.)
-            if (processing != WeightProcessing.NONE) source.loadIfPresent("lm_head.bias", read.config().dVocab());
-            return build(read.architecture(), processing.config(read.config()), source);
+            if (processing != WeightProcessing.NONE) {
+                WeightSource source = processing.apply(read.config(), checkpoint);
+                // TL processing rewrites every weight on its first request and serves them from then on: make that
+                // request here, so the processed weights live in this scope rather than in the scope of the first
+                // tensor converted. (It holds the processed checkpoint beside the model while building; GPT-2-sized
+                // models only.) The config/weights checks below apply to plain loads.
+                source.loadIfPresent("lm_head.bias", read.config().dVocab());
+                return build(read.architecture(), processing.config(read.config()), source);
+            }
+            ModelConfig cfg = read.config();
+            checkLayers(cfg, checkpoint, config);
+            java.util.Set<String> used = new java.util.HashSet<>();
+            WeightSource tracked = new WeightSource() {
+                @Override
+                public Tensor load(String name, long... shape) {
+                    used.add(name);
+                    return checkpoint.load(name, shape);
+                }
+
+                @Override
+                public boolean has(String name) {
+                    return checkpoint.has(name);
+                }
+
+                @Override
+                public Tensor loadIfPresent(String name, long... shape) {
+                    used.add(name);
+                    return checkpoint.loadIfPresent(name, shape);
+                }
+            };
+            HookedTransformer model = build(read.architecture(), processing.config(cfg), processing.apply(cfg, tracked));
+            try {
+                checkLeftovers(cfg, checkpoint, used, config);
+            } catch (RuntimeException e) {
+                model.close();
+                throw e;
+            }
+            return model;
+        }
+    }
+
+    /** Tensors checkpoints may hold that are buffers, not weights (GPT-2's causal mask, rotary frequencies). */
+    private static final java.util.regex.Pattern BUFFERS =
+        java.util.regex.Pattern.compile(".*\\.attn\\.(bias|masked_bias)|.*rotary_emb\\.inv_freq");
+    private static final java.util.regex.Pattern LAYER = java.util.regex.Pattern.compile(".*?\\.(?:h|layers)\\.(\\d{1,9})\\..*");
+
+    /**
+     * Before anything is allocated: the checkpoint's blocks must be the config's layer count (an absurd
+     * {@code n_layer} is an error here, not an OutOfMemoryError), and an attention-only config meets no MLP weights.
+     */
+    private static void checkLayers(ModelConfig cfg, Checkpoint checkpoint, Path config) {
+        java.util.TreeSet<Long> layers = new java.util.TreeSet<>();
+        for (String name : checkpoint.names()) {
+            var m = LAYER.matcher(name);
+            if (m.matches()) layers.add(Long.parseLong(m.group(1)));
+        }
+        if (!layers.isEmpty() && (layers.size() != cfg.nLayers() || layers.last() != cfg.nLayers() - 1)) {
+            throw new IllegalArgumentException(config + ": the config has " + cfg.nLayers() + " layers (n_layer / "
+                + "num_hidden_layers), but the weights hold " + layers.size() + " blocks (" + layers.first() + " .. "
+                + layers.last() + ")");
+        }
+        if (cfg.attnOnly()) {
+            for (String name : checkpoint.names()) {
+                if (name.contains(".mlp.")) {
+                    throw new IllegalArgumentException(config + ": field 'attn_only' is true, but the weights hold MLP "
+                        + "weights (\"" + name + "\"); set attn_only to false or remove them");
+                }
+            }
+        }
+    }
+
+    /**
+     * After loading: every tensor of the checkpoint must have been used, bar known buffers; an {@code lm_head.weight}
+     * beside tied embeddings (which the model ignores) is refused, since the config and weights disagree.
+     */
+    private static void checkLeftovers(ModelConfig cfg, Checkpoint checkpoint, java.util.Set<String> used, Path config) {
+        java.util.List<String> unknown = new java.util.ArrayList<>();
+        for (String name : checkpoint.names()) {
+            if (!used.contains(name) && !BUFFERS.matcher(name).matches()) unknown.add(name);
+        }
+        if (unknown.contains("lm_head.weight") && cfg.tiedUnembed()) {
+            throw new IllegalArgumentException(config + ": the embeddings are tied (tie_word_embeddings is true or "
+                + "absent), but the weights hold a separate lm_head.weight, which would be ignored; set "
+                + "tie_word_embeddings to false to use it");
+        }
+        if (!unknown.isEmpty()) {
+            throw new IllegalArgumentException(config.resolveSibling(Checkpoint.SINGLE_FILE) + ": " + unknown.size()
+                + " tensor(s) this " + cfg.architecture() + " model does not use, e.g. "
+                + unknown.subList(0, Math.min(5, unknown.size())) + " (a config that does not match the weights?)");
         }
     }
 

@@ -7,10 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.ref.Reference;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -29,6 +27,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import org.autocircuit.util.AtomicFiles;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
@@ -44,13 +43,15 @@ import org.bytedeco.pytorch.global.torch;
  * relative to the start of the data.
  *
  * <p>{@link #open} validates the whole header before any tensor is read: header length within the
- * file, known dtypes, non-negative shapes, {@code begin ≤ end ≤ data size},
- * {@code end − begin = numel × dtype size}, and no two tensors overlapping. Every message names the
- * file and, where one is at fault, the tensor.
+ * file, JSON with nothing but space padding after it, known dtypes, non-negative shapes,
+ * {@code begin ≤ end ≤ data size}, {@code end − begin = numel × dtype size}, and tensors that tile the data
+ * section exactly (no overlap, no gap, nothing after the last). Every message names the file and, where one
+ * is at fault, the tensor.
  *
- * <p>{@link #load} maps the tensor's bytes ({@link FileChannel#map}), wraps the mapping in a
- * {@link BytePointer}, views it with {@code torch.from_blob} and copies it once into a new float32
- * CPU tensor, so no tensor data passes through the Java heap and the result owns its memory. The
+ * <p>{@link #load} reads the tensor's bytes through the file channel straight into a new libtorch tensor
+ * (converted to float32 if needed), so no tensor data passes through the Java heap and the result owns its
+ * memory. It does not map the file: a mapped file that shrinks while loading (a copy over it) would kill the
+ * JVM with SIGBUS, where a short read is an {@link IllegalArgumentException} naming the file. The
  * result is owned by the caller's current {@link PointerScope} (if any), like any new tensor; the
  * temporaries are freed before {@code load} returns. Instances are safe for concurrent loads.
  */
@@ -58,7 +59,7 @@ public final class SafeTensors implements AutoCloseable {
     /** The safetensors reference implementation refuses headers above 100 MB; so do we. */
     static final long MAX_HEADER_BYTES = 100L * 1024 * 1024;
 
-    /** The largest region one {@link MappedByteBuffer} can cover. */
+    /** The largest region one {@link ByteBuffer} can cover. */
     private static final int MAX_MAP_BYTES = Integer.MAX_VALUE;
 
     private static final ObjectMapper MAPPER = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
@@ -133,6 +134,11 @@ public final class SafeTensors implements AutoCloseable {
      * @throws IllegalArgumentException naming the file (and tensor) if the file is not valid safetensors
      */
     public static SafeTensors open(Path file) throws IOException {
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // a FIFO would block the open until a writer comes, a folder fails with a bare IOException
+            throw new IllegalArgumentException(file + ": not a regular file (a folder, FIFO or device); expected a "
+                + "safetensors file");
+        }
         FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
         try {
             long size = ch.size();
@@ -175,13 +181,25 @@ public final class SafeTensors implements AutoCloseable {
 
     private static Map<String, TensorInfo> parseHeader(Path file, String json, long dataSize, Map<String, String> metadata) {
         JsonNode root;
-        try {
-            root = MAPPER.readTree(json);
+        int end;
+        try (JsonParser parser = MAPPER.createParser(json)) {
+            root = MAPPER.readTree(parser);
+            end = root == null ? 0 : (int) parser.currentLocation().getCharOffset();
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException(file + ": safetensors header is not valid JSON: " + e.getOriginalMessage(), e);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);   // reading a String does no I/O
         }
         if (root == null || !root.isObject()) {
             throw new IllegalArgumentException(file + ": safetensors header must be a JSON object");
+        }
+        // The format pads the header with spaces only; anything else means the header length is wrong (a length
+        // that is a few bytes short shifts every tensor) or the file was edited.
+        for (int i = end; i < json.length(); i++) {
+            if (json.charAt(i) != ' ') {
+                throw new IllegalArgumentException(file + ": unexpected " + describeChar(json.charAt(i)) + " at header "
+                    + "character " + i + " after the header JSON (only space padding may follow it; wrong header length?)");
+            }
         }
         Map<String, TensorInfo> infos = new TreeMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
@@ -195,20 +213,37 @@ public final class SafeTensors implements AutoCloseable {
             }
             infos.put(name, parseInfo(file, name, v, dataSize));
         }
-        // No two tensors may share bytes (empty tensors occupy none).
+        // The tensors must tile the data section exactly, as the reference reader demands: no two share bytes, no
+        // gap between them, nothing after the last. A header length off by a few bytes fails here instead of
+        // shifting every weight.
         List<Map.Entry<String, TensorInfo>> byBegin = new ArrayList<>(infos.entrySet());
-        byBegin.removeIf(en -> en.getValue().byteSize() == 0);
-        byBegin.sort(Comparator.comparingLong(en -> en.getValue().begin()));
-        for (int i = 1; i < byBegin.size(); i++) {
-            var prev = byBegin.get(i - 1);
-            var cur = byBegin.get(i);
-            if (cur.getValue().begin() < prev.getValue().end()) {
-                throw new IllegalArgumentException(file + ": tensor \"" + cur.getKey() + "\" (bytes "
-                    + cur.getValue().begin() + ".." + cur.getValue().end() + ") overlaps tensor \"" + prev.getKey()
-                    + "\" (bytes " + prev.getValue().begin() + ".." + prev.getValue().end() + ")");
+        byBegin.sort(Comparator.comparingLong((Map.Entry<String, TensorInfo> en) -> en.getValue().begin())
+            .thenComparingLong(en -> en.getValue().end()));
+        long covered = 0;
+        String prevName = null;
+        for (var cur : byBegin) {
+            TensorInfo t = cur.getValue();
+            if (t.begin() < covered) {
+                throw new IllegalArgumentException(file + ": tensor \"" + cur.getKey() + "\" (bytes " + t.begin() + ".."
+                    + t.end() + ") overlaps tensor \"" + prevName + "\" (which ends at byte " + covered + ")");
             }
+            if (t.begin() > covered) {
+                throw new IllegalArgumentException(file + ": bytes " + covered + ".." + t.begin() + " of the data section "
+                    + "belong to no tensor (before tensor \"" + cur.getKey() + "\"); the tensors must cover the data "
+                    + "exactly (wrong header length or offsets?)");
+            }
+            covered = t.end();
+            prevName = cur.getKey();
+        }
+        if (covered != dataSize) {
+            throw new IllegalArgumentException(file + ": the tensors cover " + covered + " bytes of the " + dataSize
+                + "-byte data section; the rest belongs to no tensor (wrong header length, or data appended?)");
         }
         return Collections.unmodifiableMap(infos);
+    }
+
+    private static String describeChar(char c) {
+        return c >= 0x21 && c < 0x7f ? "'" + c + "'" : String.format("character U+%04X", (int) c);
     }
 
     private static TensorInfo parseInfo(Path file, String name, JsonNode v, long dataSize) {
@@ -304,7 +339,7 @@ public final class SafeTensors implements AutoCloseable {
         return loadWithMaxMapping(name, MAX_MAP_BYTES);
     }
 
-    /** {@link #load(String)} with the largest single mapping as a parameter, so tests can reach the chunked path. */
+    /** {@link #load(String)} with the largest single read as a parameter, so tests can reach the chunked path. */
     Tensor loadWithMaxMapping(String name, int maxMapBytes) {
         ensureOpen();
         TensorInfo info = info(name);
@@ -320,35 +355,22 @@ public final class SafeTensors implements AutoCloseable {
             throw new UnsupportedOperationException("safetensors data is little-endian; this platform is not");
         }
         long[] shape = info.shape();
-        if (info.byteSize() == 0) return torch.zeros(shape);   // [.., 0, ..]: nothing to map
+        if (info.byteSize() == 0) return torch.zeros(shape);   // [.., 0, ..]: nothing to read
         PointerScope outer = PointerScope.getInnerScope();
         Tensor result;
         try (var scope = new PointerScope()) {
-            if (info.byteSize() <= maxMapBytes) {
-                MappedByteBuffer mapped = map(name, info.begin(), info.byteSize());
-                try {
-                    BytePointer bytes = new BytePointer(mapped);   // the mapping's address; no copy
-                    Tensor view = torch.from_blob(bytes, shape, new TensorOptions(type));
-                    // clone / toType copy into memory libtorch owns; the view and the mapping may then go.
-                    result = type == torch.ScalarType.Float ? view.clone() : view.toType(torch.ScalarType.Float);
-                } finally {
-                    Reference.reachabilityFence(mapped);   // the mapping must outlive the copy
-                }
-            } else {
-                // One MappedByteBuffer covers at most 2 GiB: copy larger tensors chunk by chunk into libtorch memory.
-                Tensor raw = torch.empty(shape, new TensorOptions(type), new MemoryFormatOptional());
-                BytePointer dst = new BytePointer(raw.data_ptr());
-                for (long at = 0; at < info.byteSize(); at += maxMapBytes) {
-                    long n = Math.min(maxMapBytes, info.byteSize() - at);
-                    MappedByteBuffer chunk = map(name, info.begin() + at, n);
-                    try {
-                        Pointer.memcpy(dst.position(at), new BytePointer(chunk), n);
-                    } finally {
-                        Reference.reachabilityFence(chunk);
-                    }
-                }
-                result = type == torch.ScalarType.Float ? raw : raw.toType(torch.ScalarType.Float);
+            // Read through the channel straight into memory libtorch owns. A memory mapping would be one copy too,
+            // but a file that shrinks while mapped (a copy over it, a truncation) kills the JVM with SIGBUS on the
+            // next access; a read just comes back short, which is an exception naming the file.
+            Tensor raw = torch.empty(shape, new TensorOptions(type), new MemoryFormatOptional());
+            BytePointer dst = new BytePointer(raw.data_ptr());
+            long tensorEnd = dataStart + info.end();
+            for (long at = 0; at < info.byteSize(); at += maxMapBytes) {
+                long n = Math.min(maxMapBytes, info.byteSize() - at);
+                ByteBuffer chunk = new BytePointer(dst).position(at).limit(at + n).asByteBuffer();
+                readTensorBytes(name, chunk, dataStart + info.begin() + at, tensorEnd);
             }
+            result = type == torch.ScalarType.Float ? raw : raw.toType(torch.ScalarType.Float);
             // PointerScope.detach releases the scope's reference, which frees the tensor at count 0: hold one of our
             // own across the move to the caller's scope.
             result.retainReference();
@@ -361,11 +383,20 @@ public final class SafeTensors implements AutoCloseable {
         return result;
     }
 
-    private MappedByteBuffer map(String name, long begin, long size) {
+    private void readTensorBytes(String name, ByteBuffer buf, long position, long tensorEnd) {
+        long pos = position;
         try {
-            return channel.map(FileChannel.MapMode.READ_ONLY, dataStart + begin, size);
+            while (buf.hasRemaining()) {
+                int n = channel.read(buf, pos);
+                if (n < 0) {
+                    throw new IllegalArgumentException(file + ": the file ends at byte " + channel.size()
+                        + " while tensor \"" + name + "\" ends at byte " + tensorEnd
+                        + " (was it truncated or replaced while loading?)");
+                }
+                pos += n;
+            }
         } catch (IOException e) {
-            throw new UncheckedIOException(file + ": cannot map tensor \"" + name + "\"", e);
+            throw new UncheckedIOException(file + ": cannot read tensor \"" + name + "\"", e);
         }
     }
 
@@ -428,7 +459,6 @@ public final class SafeTensors implements AutoCloseable {
         Path abs = file.toAbsolutePath();
         Path dir = abs.getParent();
         if (dir != null) Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, abs.getFileName().toString(), ".tmp");
         try (var scope = new PointerScope()) {
             ObjectNode header = MAPPER.createObjectNode();
             Map<String, Tensor> data = new LinkedHashMap<>();
@@ -457,28 +487,23 @@ public final class SafeTensors implements AutoCloseable {
             head.putLong(padded).put(json);
             while (head.hasRemaining()) head.put((byte) ' ');
             head.flip();
-            try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                writeFully(out, head);
-                for (Tensor f : data.values()) {
-                    long bytes = f.numel() * 4;
-                    if (bytes == 0) continue;
-                    Pointer p = f.data_ptr();
-                    // Write straight from libtorch's memory, in chunks that fit a ByteBuffer.
-                    for (long at = 0; at < bytes; at += Integer.MAX_VALUE) {
-                        long n = Math.min(Integer.MAX_VALUE, bytes - at);
-                        ByteBuffer view = new BytePointer(p).position(at).limit(at + n).asByteBuffer();
-                        writeFully(out, view);
+            AtomicFiles.writePath(abs, tmp -> {
+                try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                    writeFully(out, head);
+                    for (Tensor f : data.values()) {
+                        long bytes = f.numel() * 4;
+                        if (bytes == 0) continue;
+                        Pointer p = f.data_ptr();
+                        // Write straight from libtorch's memory, in chunks that fit a ByteBuffer.
+                        for (long at = 0; at < bytes; at += Integer.MAX_VALUE) {
+                            long n = Math.min(Integer.MAX_VALUE, bytes - at);
+                            ByteBuffer view = new BytePointer(p).position(at).limit(at + n).asByteBuffer();
+                            writeFully(out, view);
+                        }
                     }
+                    out.force(true);
                 }
-                out.force(true);
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
+            });
         }
     }
 

@@ -60,6 +60,12 @@ public final class HtmlReport {
     private static final String PLOTLY_POM_PROPERTIES = "META-INF/maven/org.webjars.npm/plotly.js-dist/pom.properties";
     private static final String RESOURCES = "org/autocircuit/report/";
 
+    /**
+     * The generator tag every report carries; the command line replaces an existing file without {@code --force}
+     * only when it finds this tag (a report it wrote).
+     */
+    public static final String GENERATOR = "autocircuit-java report";
+
     private HtmlReport() {}
 
     /** Writes the report with {@link Options#defaults()}. */
@@ -88,6 +94,7 @@ public final class HtmlReport {
             : "Circuit discovery: " + run.task() + " on " + run.model();
         StringBuilder h = new StringBuilder(1 << 16);
         h.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+            .append("<meta name=\"generator\" content=\"").append(GENERATOR).append("\">\n")
             .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
             .append("<title>").append(escapeHtml(title)).append("</title>\n<style>\n")
             .append(resource(RESOURCES + "report.css")).append("</style>\n</head>\n<body>\n")

@@ -23,6 +23,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.Set;
+import org.autocircuit.util.AtomicFiles;
 import org.autocircuit.util.HostTensor;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -77,9 +78,40 @@ public final class Datasets {
 
     // ---- loading ----
 
+    /**
+     * What the model can take, checked prompt by prompt right after tokenizing, so that an over-long prompt or an id
+     * outside the vocabulary is an error naming the prompt before anything is padded or allocated for the model.
+     *
+     * @param maxTokens the context length ({@code n_positions}): BOS included, no prompt may be longer
+     * @param vocabSize every token id (prompts, answers, BOS, padding) must lie in {@code [0, vocabSize)}
+     */
+    public record ModelLimits(int maxTokens, long vocabSize) {
+        /** No limits (library callers that check elsewhere). */
+        public static final ModelLimits NONE = new ModelLimits(Integer.MAX_VALUE, Long.MAX_VALUE);
+
+        public ModelLimits {
+            if (maxTokens < 1 || vocabSize < 1) {
+                throw new IllegalArgumentException("model limits must be positive, got " + maxTokens + " tokens, vocabulary "
+                    + vocabSize);
+            }
+        }
+    }
+
     /** {@link #load(List, LoaderOptions, Tokenizer)} for one file. */
     public static LoadedDatasets load(Path file, LoaderOptions options, Tokenizer tokenizerOrNull) throws IOException {
-        return load(List.of(file), options, tokenizerOrNull);
+        return load(List.of(file), options, tokenizerOrNull, ModelLimits.NONE);
+    }
+
+    /** {@link #load(List, LoaderOptions, Tokenizer, ModelLimits)} for one file. */
+    public static LoadedDatasets load(Path file, LoaderOptions options, Tokenizer tokenizerOrNull, ModelLimits limits)
+            throws IOException {
+        return load(List.of(file), options, tokenizerOrNull, limits);
+    }
+
+    /** {@link #load(List, LoaderOptions, Tokenizer, ModelLimits)} without model limits. */
+    public static LoadedDatasets load(List<Path> files, LoaderOptions options, Tokenizer tokenizerOrNull)
+            throws IOException {
+        return load(files, options, tokenizerOrNull, ModelLimits.NONE);
     }
 
     /**
@@ -91,13 +123,15 @@ public final class Datasets {
      * @param tokenizerOrNull the model's tokenizer, or null for models that take the JSON numbers directly (the
      *                        micro model: float32 {@code [seq, dModel]}; tracr: int64 {@code [seq]} with BOS already
      *                        in the ids); null requires {@code prependBos} and {@code tailDivergence} to be false
+     * @param limits          the model's context length and vocabulary size, checked per tokenized prompt
      * @return the train loader (prompts {@code [0, trainSize)}) and the test loader ({@code [trainSize,
      *         trainSize + testSize)}), each with its own batch size; the test loader may hold no batches
      * @throws IOException              if a file cannot be read
      * @throws IllegalArgumentException naming the file, prompt index and field, for any malformed or unusable data
      */
-    public static LoadedDatasets load(List<Path> files, LoaderOptions options, Tokenizer tokenizerOrNull)
-            throws IOException {
+    public static LoadedDatasets load(List<Path> files, LoaderOptions options, Tokenizer tokenizerOrNull,
+                                      ModelLimits limits) throws IOException {
+        if (limits == null) throw new IllegalArgumentException("limits must not be null (use ModelLimits.NONE)");
         if (files == null || files.isEmpty()) throw new IllegalArgumentException("load needs at least one dataset file");
         if (options == null) throw new IllegalArgumentException("options must not be null");
         if (tokenizerOrNull == null && options.prependBos()) {
@@ -138,7 +172,7 @@ public final class Datasets {
         }
 
         // Steps 4-6: tensors, then (tokenized only) tail divergence.
-        Encoded enc = tokenizerOrNull == null ? untokenized(kept) : tokenized(kept, tokenizerOrNull, options);
+        Encoded enc = tokenizerOrNull == null ? untokenized(kept) : tokenized(kept, tokenizerOrNull, options, limits);
         int divergeIdx = 0;
         if (options.tailDivergence()) {
             divergeIdx = enc.commonDivergeIdx();
@@ -283,7 +317,14 @@ public final class Datasets {
     }
 
     /** Tokenized prompts: BOS string, tokenize, left-pad to one length, one token per answer. */
-    private static Encoded tokenized(List<Source> kept, Tokenizer tok, LoaderOptions options) {
+    private static Encoded tokenized(List<Source> kept, Tokenizer tok, LoaderOptions options, ModelLimits limits) {
+        for (var special : new long[][] {{tok.bosId(), 0}, {tok.padId(), 1}}) {
+            if (special[0] < 0 || special[0] >= limits.vocabSize()) {
+                throw new IllegalArgumentException("the tokenizer's " + (special[1] == 0 ? "BOS" : "padding") + " id "
+                    + special[0] + " (" + tok.name() + ") is outside the model's vocabulary [0, " + limits.vocabSize()
+                    + "); is this the model's own tokenizer?");
+            }
+        }
         int n = kept.size();
         long[][] cleanIds = new long[n][];
         long[][] corruptIds = new long[n][];
@@ -294,11 +335,11 @@ public final class Datasets {
         for (int r = 0; r < n; r++) {
             Source src = kept.get(r);
             RawPromptPair p = src.pair();
-            cleanIds[r] = encodePrompt(tok, bos, p.clean(), src, "clean");
-            corruptIds[r] = encodePrompt(tok, bos, p.corrupt(), src, "corrupt");
+            cleanIds[r] = encodePrompt(tok, bos, p.clean(), src, "clean", limits);
+            corruptIds[r] = encodePrompt(tok, bos, p.corrupt(), src, "corrupt", limits);
             maxLen = Math.max(maxLen, Math.max(cleanIds[r].length, corruptIds[r].length));
-            answers.add(encodeAnswers(tok, p.answers(), src, "answers"));
-            wrong.add(encodeAnswers(tok, p.wrongAnswers(), src, "wrong_answers"));
+            answers.add(encodeAnswers(tok, p.answers(), src, "answers", limits));
+            wrong.add(encodeAnswers(tok, p.wrongAnswers(), src, "wrong_answers", limits));
         }
         long[][] cleanMask = new long[n][];
         long[][] corruptMask = new long[n][];
@@ -337,18 +378,44 @@ public final class Datasets {
         return new Encoded(kept, seqLen, cleanIds, corruptIds, cleanMask, corruptMask, answers, wrong, null);
     }
 
-    private static long[] encodePrompt(Tokenizer tok, String bos, JsonNode prompt, Source src, String field) {
+    private static long[] encodePrompt(Tokenizer tok, String bos, JsonNode prompt, Source src, String field,
+                                       ModelLimits limits) {
         if (!prompt.isTextual()) {
             throw new IllegalArgumentException(src.where(field) + ": expected a string because a tokenizer ("
                 + tok.name() + ") is given, got " + describe(prompt));
         }
-        long[] ids = tok.encode(bos + prompt.textValue());
+        long[] ids = encode(tok, bos + prompt.textValue(), src.where(field));
         if (ids.length == 0) throw new IllegalArgumentException(src.where(field) + " is empty: it has no tokens");
+        if (ids.length > limits.maxTokens()) {
+            throw new IllegalArgumentException(src.where(field) + " is " + ids.length + " tokens"
+                + (bos.isEmpty() ? "" : " with BOS") + ", longer than the model's context of " + limits.maxTokens()
+                + " tokens (n_positions)");
+        }
+        checkVocabulary(ids, limits, src.where(field), tok);
         return ids;
     }
 
+    /** The tokenizer's own errors (a word outside a word vocabulary) say which prompt they come from. */
+    private static long[] encode(Tokenizer tok, String text, String where) {
+        try {
+            return tok.encode(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(where + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static void checkVocabulary(long[] ids, ModelLimits limits, String where, Tokenizer tok) {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= limits.vocabSize()) {
+                throw new IllegalArgumentException(where + ": token " + i + " has id " + ids[i] + " (" + tok.name()
+                    + " tokenizer), outside the model's vocabulary [0, " + limits.vocabSize() + "); is this the model's "
+                    + "own tokenizer?");
+            }
+        }
+    }
+
     /** Answers → {@code [nAns]} int64: each string must be exactly one token (no BOS). */
-    private static HostTensor encodeAnswers(Tokenizer tok, JsonNode list, Source src, String field) {
+    private static HostTensor encodeAnswers(Tokenizer tok, JsonNode list, Source src, String field, ModelLimits limits) {
         long[] ids = new long[list.size()];
         for (int i = 0; i < list.size(); i++) {
             JsonNode a = list.get(i);
@@ -356,11 +423,12 @@ public final class Datasets {
                 throw new IllegalArgumentException(src.where(field) + "[" + i + "]: expected a string because a tokenizer ("
                     + tok.name() + ") is given, got " + describe(a));
             }
-            long[] t = tok.encode(a.textValue());
+            long[] t = encode(tok, a.textValue(), src.where(field) + "[" + i + "]");
             if (t.length != 1) {
                 throw new IllegalArgumentException(src.where(field) + "[" + i + "] " + quote(a.textValue()) + " is "
                     + t.length + " tokens " + Arrays.toString(t) + "; expected exactly 1 token per answer");
             }
+            checkVocabulary(t, limits, src.where(field) + "[" + i + "] " + quote(a.textValue()), tok);
             ids[i] = t[0];
         }
         return HostTensor.ofLongs(ids, ids.length);
@@ -488,9 +556,25 @@ public final class Datasets {
      * @throws IllegalArgumentException naming the file (and prompt index and field) for malformed content
      */
     public static DatasetFile readFile(Path file) throws IOException {
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            // a folder fails with a bare IOException and a FIFO blocks the read until a writer comes
+            throw new IllegalArgumentException(file + ": not a regular file (a folder, FIFO or device); expected a "
+                + "dataset JSON file");
+        }
         JsonNode root;
-        try (InputStream in = Files.newInputStream(file)) {
-            root = MAPPER.readTree(in);
+        String text;
+        try {
+            // strict UTF-8, decoded here: Jackson's own byte-level detection would guess UTF-16/32 for some binary
+            // input and fail with a CharConversionException instead of saying what is wrong
+            text = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                .decode(java.nio.ByteBuffer.wrap(Files.readAllBytes(file))).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IllegalArgumentException(file + ": not UTF-8 text (a binary file?); expected a dataset JSON file", e);
+        }
+        try {
+            root = MAPPER.readTree(text);
         } catch (JsonProcessingException e) {
             throw new IllegalArgumentException(file + ": not valid JSON: " + e.getOriginalMessage()
                 + (e.getLocation() == null ? "" : " (line " + e.getLocation().getLineNr() + ", column "
@@ -623,23 +707,7 @@ public final class Datasets {
         Path abs = file.toAbsolutePath();
         Path dir = abs.getParent();
         if (dir != null) Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, abs.getFileName().toString(), ".tmp");
-        try {
-            try (OutputStream out = Files.newOutputStream(tmp)) {
-                MAPPER.writeValue(out, root);
-            }
-            moveAtomically(tmp, abs);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
-    }
-
-    static void moveAtomically(Path tmp, Path target) throws IOException {
-        try {
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-        }
+        AtomicFiles.write(abs, out -> MAPPER.writeValue(out, root));
     }
 
     private static String describe(JsonNode n) {

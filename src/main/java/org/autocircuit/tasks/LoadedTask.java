@@ -14,6 +14,7 @@ import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
 import org.autocircuit.model.WeightProcessing;
+import org.autocircuit.model.ModelConfig;
 import org.autocircuit.patching.PatchableModel;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -97,7 +98,8 @@ public final class LoadedTask implements AutoCloseable {
         Path dataset = task.datasetPath(paths);
         if (!Files.isRegularFile(dataset)) {
             throw new IllegalArgumentException("task '" + task.key() + "' needs the dataset file " + dataset
-                + ", which does not exist" + generateHint(task));
+                + (Files.exists(dataset) ? ", which is not a regular file (a folder, FIFO or device)"
+                    : ", which does not exist" + generateHint(task)));
         }
         OfficialCircuit circuit = null;
         if (task.officialCircuit() != null) {
@@ -109,12 +111,17 @@ public final class LoadedTask implements AutoCloseable {
             circuit = OfficialCircuit.read(file);
         }
 
+        // Everything that can be checked without the weights comes first: the config (architecture, sizes), the
+        // tokenizer, and every prompt against the model's context length and vocabulary.
+        ModelConfig config = ModelConfig.fromHuggingFace(modelDir.resolve("config.json"));
         Datasets.LoadedDatasets data;
         try (Tokenizer tokenizer = tokenizer(task, modelDir)) {
-            data = Datasets.load(dataset, task.loaderOptions(), tokenizer);
+            data = Datasets.load(dataset, task.loaderOptions(), tokenizer,
+                new Datasets.ModelLimits(config.nCtx(), config.dVocab()));
         }
         PromptDataLoader train = data.train();
         PromptDataLoader test = data.test();
+        requirePatchable(dataset, train, test);
         Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;
 
         HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing);
@@ -142,6 +149,23 @@ public final class LoadedTask implements AutoCloseable {
         }
     }
 
+    /**
+     * Refuses a dataset whose every corrupt prompt equals its clean one: patching then changes nothing, and every
+     * algorithm would score all edges 0 after all its work.
+     */
+    public static void requirePatchable(Path dataset, PromptDataLoader train, PromptDataLoader test) {
+        if (train.batches().isEmpty()) {
+            throw new IllegalArgumentException(dataset + ": the train split holds no full batch");
+        }
+        for (PromptDataLoader l : new PromptDataLoader[] {train, test}) {
+            for (PromptPairBatch b : l.batches()) {
+                if (!b.clean().equals(b.corrupt())) return;
+            }
+        }
+        throw new IllegalArgumentException(dataset + ": every corrupt prompt equals its clean prompt, so patching "
+            + "cannot change any output; the corrupt prompts must differ");
+    }
+
     private static void checkModelFolder(Task task, Path dir, TaskPaths paths) {
         String where = task.bundledModel() ? " (bundled with this repository under " + paths.datasetsRoot() + ")"
             : " (the models root is " + paths.modelsRoot() + "; change it with --models-root DIR)";
@@ -162,6 +186,7 @@ public final class LoadedTask implements AutoCloseable {
     }
 
     private static String generateHint(Task task) {
+        if (Path.of(task.dataset()).isAbsolute()) return "";   // a file the user named: nothing to suggest
         String name = Path.of(task.dataset()).getFileName().toString();
         for (String g : new String[] {"ioi", "greater-than", "docstring"}) {
             if (name.equals(g + ".json")) return "; make it with `autocircuit generate " + g + " --out " + task.dataset() + "`";
@@ -182,6 +207,12 @@ public final class LoadedTask implements AutoCloseable {
                 return Tokenizers.forModel(modelDir);
             } catch (java.io.IOException e) {
                 throw new java.io.UncheckedIOException(e);
+            } catch (IllegalArgumentException e) {
+                // A folder with no tokenizer files at all (test fixtures of other families): GPT-2's BPE, as before,
+                // said aloud; the dataset loader still refuses every id outside the model's vocabulary by name.
+                if (!e.getMessage().contains("has no tokenizer")) throw e;
+                org.slf4j.LoggerFactory.getLogger(LoadedTask.class).warn("{}; tokenizing with GPT-2's BPE", e.getMessage());
+                return new Gpt2Tokenizer();
             }
         }
         throw new IllegalArgumentException("task '" + task.key() + "' names tokenizer '" + task.tokenizer()

@@ -121,13 +121,14 @@ public record Task(
     }
 
     /**
-     * A task for any model folder and dataset file (a component circuit, GPT-2 tokenizer, factorized, separate
-     * Q/K/V, last-position outputs); change the rest with {@link #toBuilder()}.
+     * A task for any model folder and dataset file (a component circuit, the folder's own tokenizer as
+     * {@link Tokenizers#forModel} picks it, factorized, separate Q/K/V, last-position outputs); change the rest with
+     * {@link #toBuilder()}.
      */
     public static Task generic(Path modelFolder, Path dataset, int batchSize, int batchCount) {
         String key = "custom";
         return builder(key, "Custom task").modelFolder(modelFolder.toAbsolutePath().toString())
-            .dataset(dataset.toAbsolutePath().toString()).batch(batchSize, batchCount).build();
+            .dataset(dataset.toAbsolutePath().toString()).tokenizer("auto").batch(batchSize, batchCount).build();
     }
 
     public static Builder builder(String key, String name) {

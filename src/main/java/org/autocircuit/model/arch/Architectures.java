@@ -44,6 +44,8 @@ public final class Architectures {
         JsonNode root;
         try {
             root = new ObjectMapper().readTree(Files.readString(configJson));
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new IllegalArgumentException(configJson + ": not UTF-8 text (a binary file?); expected a JSON config", e);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalArgumentException(configJson + ": not valid JSON: " + e.getOriginalMessage(), e);
         }
@@ -53,15 +55,25 @@ public final class Architectures {
         if (name == null) {
             String modelType = root.path("model_type").asText(null);
             for (Architecture a : ALL) {
-                if (a.modelType().equals(modelType)) return new Read(a, a.config(json, a.names().get(0)));
+                if (a.modelType().equals(modelType)) return checked(new Read(a, a.config(json, a.names().get(0))), configJson);
             }
             throw new IllegalArgumentException(configJson + ": neither field 'architectures' nor a known 'model_type' ("
                 + root.path("model_type") + "); supported architectures: " + supportedNames());
         }
         for (Architecture a : ALL) {
-            if (a.names().contains(name)) return new Read(a, a.config(json, name));
+            if (a.names().contains(name)) return checked(new Read(a, a.config(json, name)), configJson);
         }
         throw new IllegalArgumentException(configJson + ": field 'architectures' is " + root.path("architectures")
             + "; supported architectures: " + supportedNames());
+    }
+
+    /** Checks across fields that no adapter can see alone: the BOS id must lie inside the vocabulary. */
+    private static Read checked(Read read, Path configJson) {
+        ModelConfig c = read.config();
+        if (c.bosTokenId() < 0 || c.bosTokenId() >= c.dVocab()) {
+            throw new IllegalArgumentException(configJson + ": field 'bos_token_id' is " + c.bosTokenId()
+                + ", outside the vocabulary [0, " + c.dVocab() + ")");
+        }
+        return read;
     }
 }
