@@ -4,9 +4,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.HashMap;
-import java.util.Map;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CancellationException;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.DestModule;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
@@ -16,18 +17,17 @@ import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.Inputs;
 import org.autocircuit.patching.PatchableModel;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.FloatPointer;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One ACDC run ({@link Acdc#scores}): the fixed tensors of the first batch, the search state, and the

@@ -4,12 +4,12 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
+import org.autocircuit.algorithms.SubnetworkProbing.FaithfulnessTarget;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.patching.MaskFn;
-import org.autocircuit.algorithms.SubnetworkProbing.FaithfulnessTarget;
-import org.autocircuit.tasks.PromptPairBatch;
 
 /**
  * Circuit probing: {@link SubnetworkProbing} run once per circuit size, smallest first, each time aiming

@@ -3,6 +3,7 @@ package org.autocircuit.algorithms;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.distributed.Collective;
 import org.autocircuit.distributed.DataParallel;
 import org.autocircuit.graph.PruneScores;
@@ -11,7 +12,6 @@ import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.Inputs;
 import org.autocircuit.patching.PatchableModel;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -67,7 +67,7 @@ public final class MaskGradient {
                 case AVG_DIFF -> TensorOps.batchAvgAnswerDiff(tokenVals, batch).neg();
                 case AVG_VAL -> TensorOps.batchAvgAnswerVal(tokenVals, batch, false).neg();
                 case MSE -> {
-                    if (!(batch.answers() instanceof org.autocircuit.tasks.Answers.Stacked s)) {
+                    if (!(batch.answers() instanceof org.autocircuit.data.Answers.Stacked s)) {
                         throw new IllegalArgumentException("the mse answer function needs stacked answers");
                     }
                     Tensor target = s.values().toTensor().to(torch.ScalarType.Float).reshape(tokenVals.shape());

@@ -4,10 +4,10 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.distributed.Collective;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.patching.PatchableModel;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.Progress;
 
 /**

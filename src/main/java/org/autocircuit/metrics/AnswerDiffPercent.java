@@ -2,8 +2,8 @@ package org.autocircuit.metrics;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.patching.CircuitOutputs;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;

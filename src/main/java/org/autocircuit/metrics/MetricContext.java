@@ -1,7 +1,7 @@
 package org.autocircuit.metrics;
 
 import java.util.List;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 
 /**

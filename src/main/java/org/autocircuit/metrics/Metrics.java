@@ -6,7 +6,7 @@ import java.util.List;
 final class Metrics {
     private Metrics() {}
 
-    static List<org.autocircuit.tasks.PromptPairBatch> testBatches(MetricContext ctx) {
+    static List<org.autocircuit.data.PromptPairBatch> testBatches(MetricContext ctx) {
         if (ctx == null) throw new IllegalArgumentException("ctx must not be null");
         var batches = ctx.testBatches();
         if (batches == null || batches.isEmpty()) {

@@ -3,7 +3,7 @@ package org.autocircuit.patching;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.PromptPairBatch;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;

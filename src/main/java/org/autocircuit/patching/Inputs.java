@@ -1,6 +1,6 @@
 package org.autocircuit.patching;
 
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.PromptPairBatch;
 import org.bytedeco.pytorch.Tensor;
 
 /** Turns a batch's host prompts into model inputs, in the caller's scope. */

@@ -10,7 +10,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
-import org.autocircuit.tasks.LoadedTask;
+import org.autocircuit.discovery.LoadedTask;
 import org.autocircuit.tasks.Task;
 import org.autocircuit.tasks.TaskPaths;
 

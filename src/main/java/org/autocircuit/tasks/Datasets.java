@@ -23,6 +23,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
 import java.util.Set;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPair;
 import org.autocircuit.util.AtomicFiles;
 import org.autocircuit.util.HostTensor;
 import org.slf4j.Logger;

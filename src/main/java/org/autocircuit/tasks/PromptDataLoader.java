@@ -9,6 +9,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPair;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 
 /**

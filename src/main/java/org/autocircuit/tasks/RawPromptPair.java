@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.TextNode;
 import java.util.List;
+import org.autocircuit.data.PromptPair;
 
 /**
  * One entry of a dataset file's {@code "prompts"} list, as raw JSON values: prompts are

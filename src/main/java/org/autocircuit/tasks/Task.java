@@ -8,7 +8,7 @@ import org.autocircuit.model.OutputSlice;
 /**
  * What an experiment runs on (AutoCircuit's {@code Task}): a model, a dataset, how to batch and split it,
  * which graph to build, and which official circuit (if any) to compare against. An immutable description: nothing
- * is loaded until {@link LoadedTask#load}, which owns and frees what it loads, so there are no process-wide caches.
+ * is loaded until {@link org.autocircuit.discovery.LoadedTask#load}, which owns and frees what it loads, so there are no process-wide caches.
  *
  * <p>Paths are stored as written. {@link #modelFolder()} is resolved against the user's models root (pretrained
  * weights cannot be bundled), or against the datasets folder when {@link #bundledModel()} is set;
@@ -26,7 +26,7 @@ import org.autocircuit.model.OutputSlice;
  * @param modelFolder      the Hugging Face model folder (relative: under the models root, or the datasets folder)
  * @param bundledModel     {@code modelFolder} ships with this repository (under {@code datasets/})
  * @param modelDescription what the folder must hold, for the error when it is missing
- * @param tokenizer        tokenizer name, {@code "gpt2"} (the GPT-2 BPE); see {@link LoadedTask#tokenizer}
+ * @param tokenizer        tokenizer name, {@code "gpt2"} (the GPT-2 BPE); see {@link org.autocircuit.discovery.LoadedTask#tokenizer}
  * @param dataset          the dataset JSON (relative: under the datasets folder)
  * @param trainBatchSize   prompts per train batch
  * @param testBatchSize    prompts per test batch

@@ -3,6 +3,8 @@ package org.autocircuit.tasks;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.model.ModelConfig;
 import org.autocircuit.util.HostTensor;
 

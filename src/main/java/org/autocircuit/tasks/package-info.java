@@ -7,7 +7,7 @@
  * shuffles with CPython's generator ({@link org.autocircuit.tasks.PyRandom}), tokenizes with a
  * {@link org.autocircuit.tasks.Tokenizer} (GPT-2: {@link org.autocircuit.tasks.Gpt2Tokenizer}) or
  * takes the numbers as they are, and returns two immutable
- * {@link org.autocircuit.tasks.PromptDataLoader}s of {@link org.autocircuit.tasks.PromptPairBatch}es.
+ * {@link org.autocircuit.tasks.PromptDataLoader}s of {@link org.autocircuit.data.PromptPairBatch}es.
  * Everything here lives on the Java heap ({@link org.autocircuit.util.HostTensor}); nothing owns
  * native memory.
  */

@@ -5,13 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.List;
 import java.util.stream.Stream;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Datasets;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.testing.GoldenFixture;
 import org.autocircuit.util.Progress;

@@ -3,13 +3,13 @@ package org.autocircuit.algorithms;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.MicroModel;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.PatchableModel;
-import org.autocircuit.tasks.Answers;
 import org.autocircuit.tasks.Datasets;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import org.autocircuit.algorithms.RandomScores;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.OutputSlice;
@@ -13,7 +14,6 @@ import org.autocircuit.patching.CircuitOutputs;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.junit.jupiter.api.Test;
 

@@ -4,8 +4,8 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import org.autocircuit.tasks.Answers;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 
 /** Hand-built batches, answers and contexts for the metric tests. */

@@ -10,8 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.function.Function;
-import org.autocircuit.tasks.Answers;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;

@@ -6,11 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.MicroModel;
 import org.autocircuit.model.OutputSlice;
-import org.autocircuit.tasks.Answers;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;

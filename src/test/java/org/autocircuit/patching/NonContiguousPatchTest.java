@@ -3,8 +3,8 @@ package org.autocircuit.patching;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.model.OutputSlice;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;

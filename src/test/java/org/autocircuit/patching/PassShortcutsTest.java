@@ -5,9 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.Random;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.model.OutputSlice;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;

@@ -7,11 +7,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import org.autocircuit.algorithms.MaskGradient;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.TensorOps;
 import org.autocircuit.model.OutputSlice;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;

@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

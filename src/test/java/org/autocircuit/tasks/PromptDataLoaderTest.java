@@ -11,6 +11,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import org.autocircuit.data.Answers;
+import org.autocircuit.data.PromptPair;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.util.HostTensor;
 import org.junit.jupiter.api.Test;
 

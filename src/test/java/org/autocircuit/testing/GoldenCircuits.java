@@ -5,11 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
 import java.util.List;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
 import org.autocircuit.metrics.PruneMetrics;
 import org.autocircuit.patching.CircuitOutputs;
-import org.autocircuit.tasks.PromptPairBatch;
 
 /**
  * Checks of run_circuits outputs against a golden {@code circuit_metrics_*.json}-style file: the real edge counts, every

@@ -3,13 +3,13 @@ package org.autocircuit.model.arch;
 import static org.autocircuit.testing.TensorAsserts.assertClose;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.model.HookPoints;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
 import org.autocircuit.model.ModelConfig;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.Inputs;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.FamilyFixtures;
 import org.autocircuit.testing.Fixtures;
 import org.bytedeco.javacpp.PointerScope;

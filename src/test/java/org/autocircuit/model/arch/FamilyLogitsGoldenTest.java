@@ -4,13 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.List;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.model.HookPoints;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.Inputs;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.PromptDataLoader;
-import org.autocircuit.tasks.PromptPairBatch;
 import org.autocircuit.testing.FamilyFixtures;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;

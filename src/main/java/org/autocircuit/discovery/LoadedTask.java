@@ -1,4 +1,4 @@
-package org.autocircuit.tasks;
+package org.autocircuit.discovery;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
@@ -13,9 +14,16 @@ import org.autocircuit.graph.OfficialCircuit;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
-import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.model.ModelConfig;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.tasks.Datasets;
+import org.autocircuit.tasks.Gpt2Tokenizer;
+import org.autocircuit.tasks.PromptDataLoader;
+import org.autocircuit.tasks.Task;
+import org.autocircuit.tasks.TaskPaths;
+import org.autocircuit.tasks.Tokenizer;
+import org.autocircuit.tasks.Tokenizers;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 

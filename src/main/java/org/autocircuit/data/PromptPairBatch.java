@@ -1,4 +1,4 @@
-package org.autocircuit.tasks;
+package org.autocircuit.data;
 
 import org.autocircuit.util.HostTensor;
 

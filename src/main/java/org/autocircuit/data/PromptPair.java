@@ -1,4 +1,4 @@
-package org.autocircuit.tasks;
+package org.autocircuit.data;
 
 import java.util.Arrays;
 import org.autocircuit.util.HostTensor;
