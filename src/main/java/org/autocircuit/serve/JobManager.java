@@ -116,7 +116,7 @@ final class JobManager implements AutoCloseable {
         long t0 = System.nanoTime();
         try {
             save(job);
-            try (ModelCache.Lease lease = models.acquire(request.task())) {
+            try (ModelCache.Lease lease = models.acquire(request.task(), request.load())) {
                 try {
                     if (!lease.awaitTurn(job::cancelRequested)) throw new CancellationException("cancelled");
                     DiscoveryResult result = Discovery.run(lease.task(), catalog.taskPaths(), request.options(),

@@ -9,7 +9,9 @@ import java.util.List;
 import java.util.Set;
 import org.autocircuit.algorithms.PruneAlgorithms;
 import org.autocircuit.discovery.Discovery;
+import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.metrics.PruneMetrics;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.report.DiscoveryResultBuilder;
@@ -22,12 +24,14 @@ import org.autocircuit.tasks.Tasks;
  *
  * @param json    the request as submitted
  * @param task    the task to load (a registry task, or a custom one over a model folder and dataset file)
+ * @param load    how its model is loaded (weight processing, GQA layout): part of the loaded model's identity
  * @param options what to run on it
  */
-record JobRequest(ObjectNode json, Task task, Discovery.Options options) {
+record JobRequest(ObjectNode json, Task task, ModelCache.LoadOptions load, Discovery.Options options) {
 
     static final Set<String> FIELDS = Set.of("task", "model", "dataset", "algorithms", "ablation", "patch_type",
-        "edge_counts", "metrics", "faithfulness_metric", "seed", "top_edges", "graph", "batch_size", "batch_count");
+        "edge_counts", "metrics", "faithfulness_metric", "seed", "top_edges", "graph", "batch_size", "batch_count",
+        "weight_processing", "gqa_layout");
     static final Set<String> GRAPH_FIELDS = Set.of("token_circuit", "factorized", "separate_qkv");
     static final List<String> DEFAULT_ALGORITHMS = List.of("EAP");
 
@@ -99,10 +103,23 @@ record JobRequest(ObjectNode json, Task task, Discovery.Options options) {
         long seed = integer(o, "seed", 0, Long.MIN_VALUE, Long.MAX_VALUE);
         int top = (int) integer(o, "top_edges", DiscoveryResultBuilder.DEFAULT_TOP_EDGES, 0, 1000);
 
+        WeightProcessing processing;
+        try {
+            processing = WeightProcessing.parse(string(o, "weight_processing", "none"));
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest("weight_processing", e.getMessage());
+        }
+        GqaLayout layout;
+        try {
+            layout = GqaLayout.parse(string(o, "gqa_layout", "ungrouped"), "gqa_layout");
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest("gqa_layout", e.getMessage());
+        }
+
         Task task = task(o, catalog, limits);
         Discovery.Options options = Discovery.Options.parse(algorithms, ablation, patchType, edgeCounts, metrics,
             faithfulness, seed, top, null);
-        return new JobRequest(o.deepCopy(), task, options);
+        return new JobRequest(o.deepCopy(), task, new ModelCache.LoadOptions(processing, layout), options);
     }
 
     private static Task task(ObjectNode o, Catalog catalog, ServeConfig limits) {
@@ -158,9 +175,8 @@ record JobRequest(ObjectNode json, Task task, Discovery.Options options) {
             factorized = bool(g, "graph.factorized", "factorized", true);
             separateQkv = bool(g, "graph.separate_qkv", "separate_qkv", true);
         }
-        // the tokenizer: the model folder's own vocabulary when it has one (the bundled models), else GPT-2's
-        String tokenizer = java.nio.file.Files.isRegularFile(model.resolve("vocab.txt")) ? "auto" : "gpt2";
-        return Task.generic(model, dataset, batchSize, batchCount).toBuilder().tokenizer(tokenizer)
+        // the tokenizer is the folder's own (Task.generic's "auto"), exactly as `discover --model DIR` takes it
+        return Task.generic(model, dataset, batchSize, batchCount).toBuilder()
             .tokenCircuit(token).factorized(factorized).separateQkv(separateQkv).build();
     }
 

@@ -7,10 +7,14 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import org.autocircuit.discovery.LoadedTask;
+import org.autocircuit.graph.GqaLayout;
+import org.autocircuit.kernels.Kernels;
+import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.tasks.Task;
 import org.autocircuit.tasks.TaskPaths;
 
@@ -29,10 +33,26 @@ final class ModelCache implements AutoCloseable {
     private final TaskPaths paths;
     private final int maxLoaded;
     private final long maxBytes;
-    private final Map<Task, Entry> entries = new LinkedHashMap<>(16, 0.75f, true);
+    private final Map<Key, Entry> entries = new LinkedHashMap<>(16, 0.75f, true);
+
+    /**
+     * How a task's model is loaded. Jobs share a loaded model only when these agree too: the same folder with TL
+     * weight processing, or with the other GQA layout, is another model and another graph.
+     */
+    record LoadOptions(WeightProcessing processing, GqaLayout layout) {
+        static final LoadOptions DEFAULT = new LoadOptions(WeightProcessing.NONE, GqaLayout.UNGROUPED);
+
+        LoadOptions {
+            Objects.requireNonNull(processing, "processing");
+            Objects.requireNonNull(layout, "layout");
+        }
+    }
+
+    private record Key(Task task, LoadOptions load) {}
     private boolean closed;
 
     private static final class Entry {
+        final Key key;
         final Task task;
         final ReentrantLock runLock = new ReentrantLock(true);
         final Object loadLock = new Object();
@@ -41,8 +61,9 @@ final class ModelCache implements AutoCloseable {
         int refs;
         boolean discarded;
 
-        Entry(Task task) {
-            this.task = task;
+        Entry(Key key) {
+            this.key = key;
+            this.task = key.task();
         }
     }
 
@@ -101,16 +122,21 @@ final class ModelCache implements AutoCloseable {
      * @throws IllegalArgumentException for bad content (from {@link LoadedTask#load})
      */
     Lease acquire(Task task) throws IOException {
+        return acquire(task, LoadOptions.DEFAULT);
+    }
+
+    /** {@link #acquire(Task)} for a model loaded with {@code load}'s weight processing and GQA layout. */
+    Lease acquire(Task task, LoadOptions load) throws IOException {
         Entry e;
         synchronized (this) {
             if (closed) throw new IllegalStateException("the server is stopping");
-            e = entries.computeIfAbsent(task, Entry::new);
+            e = entries.computeIfAbsent(new Key(task, load), Entry::new);
             e.refs++;
         }
         try {
             synchronized (e.loadLock) {
                 if (e.loaded == null) {
-                    e.loaded = LoadedTask.load(task, paths);
+                    e.loaded = LoadedTask.load(task, paths, Kernels.best(), load.processing(), load.layout());
                     Path weights = task.modelPath(paths).resolve("model.safetensors");
                     e.bytes = Files.isRegularFile(weights) ? Files.size(weights) : 0;
                 }
@@ -128,7 +154,7 @@ final class ModelCache implements AutoCloseable {
     private synchronized void release(Entry e) {
         e.refs--;
         if (e.refs == 0 && (e.discarded || e.loaded == null || closed)) {
-            entries.remove(e.task, e);
+            entries.remove(e.key, e);
             if (e.loaded != null) e.loaded.close();
             e.loaded = null;
         }
@@ -141,7 +167,7 @@ final class ModelCache implements AutoCloseable {
         for (Entry e : order) {
             if (loadedCount() <= maxLoaded && loadedBytes() <= maxBytes) return;
             if (e.refs == 0 && e.loaded != null) {
-                entries.remove(e.task);
+                entries.remove(e.key);
                 e.loaded.close();
                 e.loaded = null;
             }
@@ -167,6 +193,8 @@ final class ModelCache implements AutoCloseable {
             if (e.loaded == null) continue;
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("task", e.task.key());
+            m.put("weight_processing", e.key.load().processing().name().toLowerCase(java.util.Locale.ROOT));
+            m.put("gqa_layout", e.key.load().layout().name().toLowerCase(java.util.Locale.ROOT));
             m.put("model", e.task.modelPath(paths).getFileName().toString());
             m.put("dataset", e.task.datasetPath(paths).getFileName().toString());
             m.put("weights_bytes", e.bytes);
@@ -186,7 +214,7 @@ final class ModelCache implements AutoCloseable {
         closed = true;
         for (Entry e : new ArrayList<>(entries.values())) {
             if (e.refs == 0) {
-                entries.remove(e.task);
+                entries.remove(e.key);
                 if (e.loaded != null) e.loaded.close();
                 e.loaded = null;
             }

@@ -133,6 +133,33 @@ class ServerJobsTest {
     }
 
     @Test
+    void weightProcessingIsAJobOptionAndPartOfTheLoadedModel() throws Exception {
+        // TL weight processing on GPT-2: the job must equal `discover --weight-processing tl`, and differ from the
+        // unprocessed run (EAP scores change with the centred weights), so the option cannot be silently dropped
+        String model = "datasets/models/gpt2-tiny-random";
+        String dataset = "datasets/ioi-32.json";
+        Path tl = tmp.resolve("tl.json");
+        assertEquals(0, Main.execute("discover", "--model", model, "--dataset", dataset, "--algorithms", "EAP",
+            "--edge-counts", "0,5", "--weight-processing", "tl", "--no-report", "--result", tl.toString()));
+        String job = "{\"model\": \"gpt2-tiny-random\", \"dataset\": \"ioi-32.json\", \"algorithms\": [\"EAP\"], "
+            + "\"edge_counts\": [0, 5]";
+        try (TestServer s = new TestServer(TestServer.config(tmp.resolve("state")))) {
+            String processed = s.submit(job + ", \"weight_processing\": \"tl\"}");
+            assertEquals("succeeded", s.awaitFinal(processed).get("state").asText());
+            JsonNode served = TestServer.json(s.get("/jobs/" + processed + "/result"));
+            assertSameJson(withoutClockFields(TestServer.JSON.readTree(tl.toFile())), withoutClockFields(served));
+
+            String plain = s.submit(job + "}");
+            assertEquals("succeeded", s.awaitFinal(plain).get("state").asText());
+            JsonNode plainResult = TestServer.json(s.get("/jobs/" + plain + "/result"));
+            assertTrue(!plainResult.get("algorithms").get(0).get("topEdges").equals(
+                served.get("algorithms").get(0).get("topEdges")), "TL processing must change the EAP scores");
+            JsonNode health = TestServer.json(s.get("/health"));
+            assertEquals(2, health.get("loaded_models").size(), "one loaded model per weight processing: " + health);
+        }
+    }
+
+    @Test
     void progressStreamsAsServerSentEventsUntilTheEnd() throws Exception {
         try (TestServer s = new TestServer(TestServer.config(tmp.resolve("state")))) {
             String id = s.submit(TINY_JOB);

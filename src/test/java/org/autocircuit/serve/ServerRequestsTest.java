@@ -164,6 +164,8 @@ class ServerRequestsTest {
         refused("{\"task\": \"induction-2l\", \"edge_counts\": [1, -2]}", 400, "edge_counts[1]");
         refused("{\"task\": \"induction-2l\", \"edge_counts\": [1.5]}", 400, "edge_counts[0]");
         refused("{\"task\": \"induction-2l\", \"seed\": \"zero\"}", 400, "seed");
+        refused("{\"task\": \"induction-2l\", \"weight_processing\": \"fold\"}", 400, "weight_processing");
+        refused("{\"task\": \"induction-2l\", \"gqa_layout\": \"half\"}", 400, "gqa_layout");
         StringBuilder many = new StringBuilder("{\"task\": \"induction-2l\", \"edge_counts\": [0");
         for (int i = 1; i <= 1000; i++) many.append(',').append(i);
         refused(many.append("]}").toString(), 400, "edge_counts");
