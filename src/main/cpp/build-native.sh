@@ -182,7 +182,9 @@ builder_args=(
   "-Dplatform.linkresource=$link_resources"
   -Xcompiler "$build/libautocircuit_kernels.a" -Xcompiler -fopenmp
 )
-[[ $with_cuda == 1 ]] && builder_args+=(-Xcompiler -lc10_cuda -Xcompiler -lcudart)
+# the CUDA objects (in the archive above) need c10_cuda and the CUDA runtime; the redist jar has only the
+# versioned libcudart.so.13, hence -l:
+[[ $with_cuda == 1 ]] && builder_args+=(-Xcompiler -lc10_cuda -Xcompiler -l:libcudart.so.13)
 if ! "$java" -cp "$AC_CLASSPATH" org.bytedeco.javacpp.tools.Builder "${builder_args[@]}" \
     org.autocircuit.kernels.NativeKernelsLib >>"$log" 2>&1; then
   tail -30 "$log"

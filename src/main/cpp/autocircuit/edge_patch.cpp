@@ -36,8 +36,10 @@ Plan checkAndPlan(const at::Tensor& input, const std::vector<at::Tensor>& masks,
               "edge_patch: patch must be [nIn, ", input.size(0), ", ", input.size(1), ", ", input.size(2),
               "] to match input, got ", patch.sizes());
   const auto dtype = input.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16,
-              "edge_patch: input must be float32 or bfloat16, got ", dtype);
+  // float16 only on CUDA: the CPU tile kernels have no float16 form (NativeKernels sends it to the reference)
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kBFloat16 || (dtype == at::kHalf && input.is_cuda()),
+              "edge_patch: input must be float32 or bfloat16", input.is_cuda() ? " or float16" : "", " on ",
+              input.device(), ", got ", dtype);
   TORCH_CHECK(patch.scalar_type() == dtype, "edge_patch: patch must be ", dtype, " like input, got ",
               patch.scalar_type());
   TORCH_CHECK(curr.scalar_type() == dtype, "edge_patch: curr must be ", dtype, " like input, got ",
@@ -380,10 +382,14 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
                                    : at::empty({plan.batch, plan.seq, plan.dModel}, input.options()));
     }
     int64_t checksum = 0;
+    at::Tensor deviceChecksum;  // CUDA: the checksum stays on the device until backward compares (no sync here)
     if (input.is_cuda()) {
 #if defined(AUTOCIRCUIT_WITH_CUDA)
-      detail::edge_patch_forward_cuda(plan, input, w, patch, curr, outs);
-      if (maskGradient) checksum = detail::edge_patch_checksum_cuda(patch, curr);
+      if (maskGradient) deviceChecksum = detail::new_checksum_cuda(input);
+      const bool sparse = detail::edge_patch_forward_cuda(plan, input, w, patch, curr, outs, deviceChecksum,
+                                                          sparseBinaryEnabled.load(std::memory_order_relaxed),
+                                                          running.sum, running.rows);
+      if (sparse) sparseForwardCount.fetch_add(1, std::memory_order_relaxed);
 #else
       TORCH_CHECK(false, "edge_patch: tensors are on ", input.device(),
                   " but this build of the native kernels has no CUDA support");
@@ -399,6 +405,7 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
       ctx->saved_data["patch"] = patch.detach();
       ctx->saved_data["curr"] = curr.detach();
       ctx->saved_data["checksum"] = checksum;
+      if (deviceChecksum.defined()) ctx->saved_data["deviceChecksum"] = deviceChecksum;
     }
     ctx->saved_data["batch"] = plan.batch;
     ctx->saved_data["seq"] = plan.seq;
@@ -451,10 +458,13 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
     }
     if (needInput || needW || needCurr) {
       int64_t checksum = 0;
+      bool unchanged = true;
       if (w.is_cuda()) {
 #if defined(AUTOCIRCUIT_WITH_CUDA)
-        detail::edge_patch_backward_cuda(plan, w, patch, curr, grads, gradInput, gradW, gradCurr);
-        if (needW) checksum = detail::edge_patch_checksum_cuda(patch, curr);
+        const at::Tensor deviceChecksum = needW ? detail::new_checksum_cuda(w) : at::Tensor();
+        detail::edge_patch_backward_cuda(plan, w, patch, curr, grads, gradInput, gradW, gradCurr, deviceChecksum);
+        // one 8-byte comparison on the device, then one sync
+        if (needW) unchanged = at::equal(deviceChecksum, ctx->saved_data["deviceChecksum"].toTensor());
 #else
         TORCH_CHECK(false, "edge_patch: backward on ", w.device(), " without CUDA support");
 #endif
@@ -462,8 +472,9 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
         uint32_t h[2] = {0, 0};
         backwardCpu(plan, dtype, w, patch, curr, grads, gradInput, gradW, gradCurr, h);
         checksum = packChecksum(h);
+        unchanged = !needW || checksum == ctx->saved_data["checksum"].toInt();
       }
-      TORCH_CHECK(!needW || checksum == ctx->saved_data["checksum"].toInt(),
+      TORCH_CHECK(unchanged,
                   "edge_patch: patch or curr was modified in place between the forward and the backward pass "
                   "(rows [0, nIn) of their buffers must keep their values until backward); the mask gradients "
                   "would be wrong");

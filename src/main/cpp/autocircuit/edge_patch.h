@@ -20,16 +20,21 @@ struct Plan {
 };
 
 #if defined(AUTOCIRCUIT_WITH_CUDA)
-// w: [G, R, nIn] fp32 on the device; outs: one per mask.
-void edge_patch_forward_cuda(const Plan& plan, const at::Tensor& input, const at::Tensor& w,
-                             const at::Tensor& patch, const at::Tensor& curr, std::vector<at::Tensor>& outs);
-// grads: one per mask (undefined = zero); results undefined when not requested; patch and curr are read only
-// for gradW.
+// A zeroed device int32[2] receiving the checksum of patch and curr (edge_patch_cuda.h), on the device of like.
+at::Tensor new_checksum_cuda(const at::Tensor& like);
+// w: [G, R, nIn] fp32 on the device; outs: one per mask. checksum: undefined, or new_checksum_cuda's tensor
+// (fused into the dense kernel's read of patch and curr). trySparse: binary masks may take the sparse form
+// (never with a checksum); deltaSum/deltaRows: the pass's running sum (undefined: none). Returns whether the
+// sparse form ran.
+bool edge_patch_forward_cuda(const Plan& plan, const at::Tensor& input, const at::Tensor& w,
+                             const at::Tensor& patch, const at::Tensor& curr, std::vector<at::Tensor>& outs,
+                             const at::Tensor& checksum, bool trySparse, const at::Tensor& deltaSum,
+                             const at::Tensor& deltaRows);
+// grads: one per mask (undefined = zero); results undefined when not requested; gradW zeroed by the caller;
+// patch and curr are read only for gradW, and then checksummed into checksum.
 void edge_patch_backward_cuda(const Plan& plan, const at::Tensor& w, const at::Tensor& patch,
                               const at::Tensor& curr, const std::vector<at::Tensor>& grads, at::Tensor& gradInput,
-                              at::Tensor& gradW, at::Tensor& gradCurr);
-// A checksum of the bits of patch and curr (with ATen reductions on the device), compared between the passes.
-int64_t edge_patch_checksum_cuda(const at::Tensor& patch, const at::Tensor& curr);
+                              at::Tensor& gradW, at::Tensor& gradCurr, const at::Tensor& checksum);
 #endif
 
 }  // namespace autocircuit::kernels::detail

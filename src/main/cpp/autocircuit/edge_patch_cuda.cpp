@@ -3,6 +3,7 @@
 #if defined(AUTOCIRCUIT_WITH_CUDA)
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -12,11 +13,19 @@
 
 #include "autocircuit/edge_patch.h"
 #include "autocircuit/edge_patch_cuda.h"
+#include "autocircuit/sparse_plan.h"
 
 namespace autocircuit::kernels::detail {
 namespace {
 
-cuda::DType cudaDType(at::ScalarType t) { return t == at::kBFloat16 ? cuda::DType::BF16 : cuda::DType::F32; }
+cuda::DType cudaDType(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return cuda::DType::F32;
+    case at::kBFloat16: return cuda::DType::BF16;
+    case at::kHalf: return cuda::DType::F16;
+    default: TORCH_CHECK(false, "edge_patch (CUDA): dtype ", t, " is not supported (float32, bfloat16, float16)");
+  }
+}
 
 cuda::Shape cudaShape(const Plan& plan) {
   cuda::Shape s;
@@ -42,24 +51,91 @@ cuda::MaskRows maskRows(const Plan& plan, const std::vector<at::Tensor>& perMask
   return rows;
 }
 
+uint32_t* checksumPointer(const at::Tensor& checksum) {
+  return checksum.defined() ? reinterpret_cast<uint32_t*>(checksum.data_ptr<int32_t>()) : nullptr;
+}
+
+// The sparse form on the device: one upload of [rowStart int64 | minority int32 | majority u8 | sumAll u8].
+struct DeviceSparse {
+  at::Tensor bytes;
+  cuda::SparseRows rows;
+};
+
+DeviceSparse uploadSparse(const cuda::SparsePlanHost& sp, const at::Device& device) {
+  const size_t nRowStart = sp.rowStart.size() * sizeof(int64_t);
+  const size_t nMinority = sp.minority.size() * sizeof(int32_t);
+  const size_t offMinority = nRowStart;
+  const size_t offMajority = offMinority + nMinority;
+  const size_t offSumAll = offMajority + sp.majority.size();
+  const size_t total = offSumAll + sp.sumAll.size();
+  at::Tensor host = at::empty({int64_t(std::max<size_t>(total, 1))}, at::TensorOptions().dtype(at::kByte));
+  uint8_t* h = host.data_ptr<uint8_t>();
+  std::memcpy(h, sp.rowStart.data(), nRowStart);
+  if (nMinority != 0) std::memcpy(h + offMinority, sp.minority.data(), nMinority);
+  std::memcpy(h + offMajority, sp.majority.data(), sp.majority.size());
+  std::memcpy(h + offSumAll, sp.sumAll.data(), sp.sumAll.size());
+  DeviceSparse out;
+  out.bytes = host.to(device);
+  const uint8_t* d = out.bytes.data_ptr<uint8_t>();
+  out.rows.rowStart = reinterpret_cast<const int64_t*>(d);
+  out.rows.minority = reinterpret_cast<const int32_t*>(d + offMinority);
+  out.rows.majority = d + offMajority;
+  out.rows.sumAll = d + offSumAll;
+  return out;
+}
+
 }  // namespace
 
-void edge_patch_forward_cuda(const Plan& plan, const at::Tensor& input, const at::Tensor& w, const at::Tensor& patch,
-                             const at::Tensor& curr, std::vector<at::Tensor>& outs) {
+at::Tensor new_checksum_cuda(const at::Tensor& like) {
+  return at::zeros({2}, like.options().dtype(at::kInt));
+}
+
+bool edge_patch_forward_cuda(const Plan& plan, const at::Tensor& input, const at::Tensor& w, const at::Tensor& patch,
+                             const at::Tensor& curr, std::vector<at::Tensor>& outs, const at::Tensor& checksum,
+                             bool trySparse, const at::Tensor& deltaSum, const at::Tensor& deltaRows) {
   const c10::cuda::CUDAGuard guard(input.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(input.device().index()).stream();
   const cuda::Shape shape = cudaShape(plan);
+  const cuda::DType dtype = cudaDType(input.scalar_type());
+
+  if (trySparse && !checksum.defined()) {
+    // Planning reads the masks on the host: one small device-to-host copy of w (G x R x nIn floats).
+    const at::Tensor wHost = w.to(at::kCPU).contiguous();
+    cuda::SparsePlanHost sp;
+    const bool running = deltaSum.defined() && deltaRows.data_ptr<int64_t>()[0] <= plan.nIn;
+    const int64_t runningRows = running ? deltaRows.data_ptr<int64_t>()[0] : -1;
+    if (cuda::planBinaryMasks(wHost.data_ptr<float>(), plan.groups(), plan.rows, plan.nIn, sp) &&
+        cuda::sparsePaysOnGpu(sp, runningRows)) {
+      const DeviceSparse device = uploadSparse(sp, input.device());
+      const float* total = nullptr;
+      if (running && sp.anySumAll()) {
+        int64_t* rows = deltaRows.data_ptr<int64_t>();
+        cuda::edge_patch_running_sum(dtype, shape, patch.data_ptr(), curr.data_ptr(), *rows, plan.nIn,
+                                     deltaSum.data_ptr<float>(), stream);
+        *rows = plan.nIn;
+        total = deltaSum.data_ptr<float>();
+      }
+      for (size_t first = 0; first < outs.size(); first += cuda::kMaxMasks) {
+        const size_t count = std::min<size_t>(cuda::kMaxMasks, outs.size() - first);
+        cuda::edge_patch_forward_sparse(dtype, shape, input.data_ptr(), patch.data_ptr(), curr.data_ptr(),
+                                        device.rows, total, maskRows(plan, outs, first, count), stream);
+      }
+      return true;
+    }
+  }
   for (size_t first = 0; first < outs.size(); first += cuda::kMaxMasks) {
     const size_t count = std::min<size_t>(cuda::kMaxMasks, outs.size() - first);
-    cuda::edge_patch_forward(cudaDType(input.scalar_type()), shape, input.data_ptr(), patch.data_ptr(),
-                             curr.data_ptr(), w.data_ptr<float>(), maskRows(plan, outs, first, count), nullptr,
+    // patch and curr are checksummed by the first launch only
+    cuda::edge_patch_forward(dtype, shape, input.data_ptr(), patch.data_ptr(), curr.data_ptr(), w.data_ptr<float>(),
+                             maskRows(plan, outs, first, count), first == 0 ? checksumPointer(checksum) : nullptr,
                              stream);
   }
+  return false;
 }
 
 void edge_patch_backward_cuda(const Plan& plan, const at::Tensor& w, const at::Tensor& patch, const at::Tensor& curr,
                               const std::vector<at::Tensor>& grads, at::Tensor& gradInput, at::Tensor& gradW,
-                              at::Tensor& gradCurr) {
+                              at::Tensor& gradCurr, const at::Tensor& checksum) {
   const c10::cuda::CUDAGuard guard(w.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(w.device().index()).stream();
   const cuda::Shape shape = cudaShape(plan);
@@ -76,31 +152,14 @@ void edge_patch_backward_cuda(const Plan& plan, const at::Tensor& w, const at::T
     }
   }
   if (gradW.defined()) {
-    // grad_W[g, r, i] = sum over the tokens of group g and d of G[b, s, r, d] * delta[i, b, s, d]: a batched
-    // GEMM with a long reduction, which cuBLAS (through einsum) does well. delta is recomputed (one temporary).
-    const at::Tensor delta = patch - curr;
-    std::vector<at::Tensor> rows;
-    for (size_t m = 0; m < grads.size(); ++m) {
-      at::Tensor g = grads[m].defined()
-                         ? grads[m]
-                         : at::zeros({plan.batch, plan.seq, plan.heads[m], plan.dModel}, delta.options());
-      if (g.dim() == 3) g = g.unsqueeze(2);  // [B, S, 1, D]
-      rows.push_back(g);
+    // gradW is zeroed by the caller; patch - curr is recomputed inside the kernel, never stored.
+    for (size_t first = 0; first < grads.size(); first += cuda::kMaxMasks) {
+      const size_t count = std::min<size_t>(cuda::kMaxMasks, grads.size() - first);
+      cuda::edge_patch_mask_grad(cudaDType(patch.scalar_type()), shape, patch.data_ptr(), curr.data_ptr(),
+                                 maskRows(plan, grads, first, count), gradW.data_ptr<float>(),
+                                 first == 0 ? checksumPointer(checksum) : nullptr, stream);
     }
-    const at::Tensor all = at::cat(rows, 2);  // [B, S, R, D]
-    const std::string out = std::string(plan.maskBatch ? "b" : "") + (plan.maskSeq ? "s" : "") + "ri";
-    const at::Tensor gw = at::einsum("bsrd,ibsd->" + out, {all, delta}).to(at::kFloat);
-    gradW.copy_(gw.reshape(gradW.sizes()));
   }
-}
-
-int64_t edge_patch_checksum_cuda(const at::Tensor& patch, const at::Tensor& curr) {
-  int64_t sum = 0;
-  for (const at::Tensor* t : {&patch, &curr}) {
-    const at::Tensor bits = t->view(t->element_size() == 4 ? at::kInt : at::kShort).to(at::kLong);
-    sum = sum * 31 + bits.sum().item<int64_t>() + 7 * bits.mul(0x9E3779B1LL).sum().item<int64_t>();
-  }
-  return sum;
 }
 
 }  // namespace autocircuit::kernels::detail
