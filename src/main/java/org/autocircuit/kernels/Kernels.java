@@ -58,6 +58,22 @@ public interface Kernels {
         return KernelSelection.best();
     }
 
+    /**
+     * The kernels for one device, which refuse tensors on any other device (an {@link IllegalArgumentException}
+     * naming the op, the argument and both devices): on the CPU, {@link #best()}; on CUDA, the native kernels
+     * when their library was built with CUDA, else the reference (libtorch's own CUDA ops).
+     *
+     * @throws IllegalStateException when the device is unavailable ({@link Device#ensureAvailable()}: no libtorch
+     *                               CUDA build, no such device)
+     */
+    static Kernels forDevice(Device device) {
+        if (device == null) throw new IllegalArgumentException("device must not be null");
+        device.ensureAvailable();
+        Kernels k = best();
+        if (device.isCuda() && k instanceof NativeKernels n && !n.cudaCompiled()) k = reference();
+        return new DeviceKernels(k, device);
+    }
+
     /** The plain-libtorch reference implementation. */
     static Kernels reference() {
         return TorchKernels.INSTANCE;

@@ -15,9 +15,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Arguments are validated here, in Java, before crossing into C++ (zstd-jni's rule): a caller's mistake is an
  * {@link IllegalArgumentException} naming the argument and the value expected. Supported: input, patch and curr
- * of one dtype, float32 or bfloat16 (bfloat16 accumulates in float32), contiguous, on the CPU (or on CUDA when
- * the library was built with CUDA); masks of any floating dtype and strides. Valid calls outside that (float64,
- * float16, another device) go to {@link TorchKernels} unchanged. A failure inside the library arrives as an
+ * of one dtype, float32 or bfloat16 (bfloat16 accumulates in float32), contiguous, on the CPU, or on CUDA when
+ * the library was built with CUDA (there float16 too); masks of any floating dtype and strides. Valid calls outside
+ * that (float64, float16 on the CPU, another device) go to {@link TorchKernels} unchanged. A failure inside the library arrives as an
  * {@link AutoCircuitNativeException} naming the op.
  *
  * <p>Memory and in-place writes: no copy of {@code patch − curr} is kept for the mask gradients (the reference
@@ -92,6 +92,11 @@ public final class NativeKernels implements Kernels {
     @Override
     public String name() {
         return name;
+    }
+
+    /** Whether the library contains the CUDA kernels (and so takes CUDA tensors). */
+    public boolean cudaCompiled() {
+        return cuda;
     }
 
     /**
@@ -198,8 +203,9 @@ public final class NativeKernels implements Kernels {
             }
         }
 
-        if (dtype != torch.ScalarType.Float && dtype != torch.ScalarType.BFloat16) return "dtype " + dtype;
         if (!input.is_cpu() && !input.is_cuda()) return "device " + device;
+        boolean half = dtype == torch.ScalarType.Half && input.is_cuda();  // float16: the CUDA kernels only
+        if (dtype != torch.ScalarType.Float && dtype != torch.ScalarType.BFloat16 && !half) return "dtype " + dtype;
         return null;
     }
 

@@ -1,0 +1,85 @@
+package org.autocircuit.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+
+/** {@link Device}: parsing, the availability rule, and (on this CPU-only build) that CUDA is refused clearly. */
+class DeviceTest {
+
+    @Test
+    void parsesTheThreeForms() {
+        assertEquals(Device.CPU, Device.parse("cpu"));
+        assertEquals(Device.CPU, Device.parse(" CPU "));
+        assertEquals(Device.CUDA, Device.parse("cuda"));
+        assertEquals(Device.cuda(0), Device.parse("cuda:0"));
+        assertEquals(Device.cuda(3), Device.parse("CUDA:3"));
+        assertEquals("cuda:3", Device.parse("cuda:3").toString());
+        assertEquals("cuda", Device.CUDA.toString());
+        assertEquals("cpu", Device.CPU.toString());
+        assertTrue(Device.parse("cuda:1").isCuda());
+        assertFalse(Device.CPU.isCuda());
+    }
+
+    @Test
+    void rejectsOtherSpellingsNamingTheValue() {
+        for (String bad : new String[] {"gpu", "cuda:", "cuda:-1", "cuda:x", "cuda:1:2", "", "cpu:0", "cuda:99999"}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Device.parse(bad), bad);
+            assertTrue(e.getMessage().contains("cpu, cuda or cuda:N") && e.getMessage().contains("'" + bad + "'"),
+                e.getMessage());
+        }
+        assertThrows(IllegalArgumentException.class, () -> Device.parse(null));
+        assertThrows(IllegalArgumentException.class, () -> Device.cuda(-1));
+        assertThrows(IllegalArgumentException.class, () -> new Device(Device.Type.CPU, 0));
+    }
+
+    @Test
+    void availabilityRuleNamesWhatIsMissing() {
+        Device.CPU.checkAvailable(false, 0, null);  // always available
+        IllegalStateException noBuild = assertThrows(IllegalStateException.class,
+            () -> Device.CUDA.checkAvailable(false, 0, "x"));
+        assertTrue(noBuild.getMessage().contains("CPU build") && noBuild.getMessage().contains("-Pgpu"), noBuild.getMessage());
+        IllegalStateException noDevice = assertThrows(IllegalStateException.class,
+            () -> Device.cuda(0).checkAvailable(true, 0, null));
+        assertTrue(noDevice.getMessage().contains("sees no CUDA device"), noDevice.getMessage());
+        IllegalStateException noIndex = assertThrows(IllegalStateException.class,
+            () -> Device.cuda(2).checkAvailable(true, 2, null));
+        assertTrue(noIndex.getMessage().contains("cuda:2 does not exist") && noIndex.getMessage().contains("cuda:0 to cuda:1"),
+            noIndex.getMessage());
+        IllegalStateException one = assertThrows(IllegalStateException.class, () -> Device.cuda(1).checkAvailable(true, 1, null));
+        assertTrue(one.getMessage().contains("1 CUDA device (cuda:0)"), one.getMessage());
+        Device.cuda(1).checkAvailable(true, 2, null);  // exists
+        Device.CUDA.checkAvailable(true, 1, null);
+    }
+
+    @Test
+    void onThisCpuBuildCudaIsRefusedAndCpuIsFine() {
+        Device.CPU.ensureAvailable();
+        CudaSupport.Status status = CudaSupport.status();
+        // the default build depends on the CPU jar only
+        assertFalse(status.gpuJarOnClasspath(), status.detail());
+        assertFalse(status.libtorchCudaBuild(), status.detail());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> Device.parse("cuda:0").ensureAvailable());
+        assertTrue(e.getMessage().contains("cuda:0") && e.getMessage().contains("CPU build"), e.getMessage());
+    }
+
+    @Test
+    void tensorsKnowTheirDevice() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor cpu = torch.zeros(2, 3);
+            assertEquals(Device.CPU, Device.of(cpu));
+            assertTrue(Device.CPU.holds(cpu));
+            assertFalse(Device.CUDA.holds(cpu));
+            Tensor meta = DeviceKernelsTest.meta(2, 3);
+            assertFalse(Device.CPU.holds(meta));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Device.of(meta));
+            assertTrue(e.getMessage().contains("meta"), e.getMessage());
+        }
+    }
+}
