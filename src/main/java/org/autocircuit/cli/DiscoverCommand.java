@@ -106,6 +106,9 @@ final class DiscoverCommand implements Callable<Integer> {
         description = "Keep resumable algorithms' finished work here (ACDC, probing); a rerun resumes from it.")
     Path checkpointDir;
 
+    @picocli.CommandLine.Mixin
+    DeviceOption deviceOption = new DeviceOption();
+
     @Option(names = "--json", description = "Print the result JSON (docs/schema/discover-result.schema.json) on stdout.")
     boolean json;
 
@@ -122,6 +125,7 @@ final class DiscoverCommand implements Callable<Integer> {
             return 0;
         }
         // validate everything cheap before loading a model
+        deviceOption.resolve();
         if (top < 0) throw new IllegalArgumentException("--top must be >= 0, got " + top);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");

@@ -82,10 +82,15 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--gqa-layout", defaultValue = "ungrouped",
         description = "K/V destinations of a grouped-query-attention model: ungrouped (one per query head) or grouped "
             + "(one per key/value head). Default: ${DEFAULT-VALUE}.") String gqaLayout;
+
+    @picocli.CommandLine.Mixin
+    DeviceOption deviceOption = new DeviceOption();
+
     @Option(names = "--json", description = "Print JSON (for tools calling this as a backend).") boolean json;
 
     @Override
     public Integer call() throws Exception {
+        deviceOption.resolve();
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
         // validate everything that needs no weights before the model loads

@@ -16,7 +16,9 @@ import picocli.CommandLine.Command;
         TrainCommand.class,
         TasksCommand.class,
         GenerateCommand.class,
-        ServeCommand.class, LaunchCommand.class})
+        ServeCommand.class,
+        LaunchCommand.class,
+        DoctorCommand.class})
 public final class Main implements Runnable {
 
     @Override
