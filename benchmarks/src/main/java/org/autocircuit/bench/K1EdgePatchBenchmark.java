@@ -1,6 +1,8 @@
 package org.autocircuit.bench;
 
 import java.util.concurrent.TimeUnit;
+import org.autocircuit.kernels.CudaSupport;
+import org.autocircuit.kernels.Device;
 import org.autocircuit.kernels.KernelSelection;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.kernels.MaskLayout;
@@ -29,6 +31,12 @@ import org.openjdk.jmh.annotations.Warmup;
  * native kernels; {@code masks} is {@code dense} (values in [0, 1): mask gradients, integrated gradients) or
  * {@code binary} (0/1 with 5% of each row differing from its majority, as run_circuits and ACDC set them: the
  * native sparse path).
+ *
+ * <p>{@code device} is {@code cpu} (the default) or {@code cuda}/{@code cuda:N} (needs the {@code gpu} build:
+ * docs/native.md, "GPU"): every tensor is made there, the native path is {@code Kernels.forDevice(device)}, each call
+ * is followed by a device synchronisation, and tear-down prints the achieved GB/s of compulsory traffic (read
+ * patch, curr and input once, write each output once) and, on CUDA, its fraction of the device's peak bandwidth
+ * (memory clock x bus width, from the JavaCPP CUDA presets).
  *
  * <p>Setup first checks the native result against the reference (max |diff| within 1e-4 in float32, 3e-2 of the
  * largest value in bfloat16) and refuses to time a wrong answer.
@@ -60,6 +68,11 @@ public class K1EdgePatchBenchmark {
     @Param({"dense"})
     public String masks;
 
+    @Param({"cpu"})
+    public String device;
+
+    private Device where;
+
     private PointerScope scope;
     private Kernels kernels;
     private Tensor input;
@@ -72,7 +85,11 @@ public class K1EdgePatchBenchmark {
     public void setUp() {
         if (tokens % BATCH != 0) throw new IllegalArgumentException("tokens must be a multiple of " + BATCH);
         scope = new PointerScope();
-        kernels = KernelSelection.select(KernelSelection.Mode.parse(path));
+        where = Device.parse(device);
+        where.ensureAvailable();
+        KernelSelection.Mode mode = KernelSelection.Mode.parse(path);
+        kernels = mode == KernelSelection.Mode.REFERENCE ? Kernels.reference()
+            : where.isCuda() ? Kernels.forDevice(where) : KernelSelection.select(mode);
         torch.ScalarType type = switch (dtype) {
             case "float32" -> torch.ScalarType.Float;
             case "bfloat16" -> torch.ScalarType.BFloat16;
@@ -80,9 +97,10 @@ public class K1EdgePatchBenchmark {
         };
         long seq = tokens / BATCH;
         torch.manual_seed(1);
-        input = torch.randn(BATCH, seq, D_MODEL).to(type);                  // [batch, seq, dModel]
-        patch = torch.randn(N_IN, BATCH, seq, D_MODEL).to(type);            // [nIn, batch, seq, dModel]
-        curr = torch.randn(N_IN, BATCH, seq, D_MODEL).to(type);
+        org.bytedeco.pytorch.Device dev = where.toTorch();
+        input = torch.randn(BATCH, seq, D_MODEL).to(dev, type);             // [batch, seq, dModel]
+        patch = torch.randn(N_IN, BATCH, seq, D_MODEL).to(dev, type);       // [nIn, batch, seq, dModel]
+        curr = torch.randn(N_IN, BATCH, seq, D_MODEL).to(dev, type);
         qkvMasks = new Tensor[3];
         for (int m = 0; m < 3; m++) {
             Tensor r = torch.rand(HEADS, N_IN);                              // [head, nIn]
@@ -97,6 +115,7 @@ public class K1EdgePatchBenchmark {
                         new org.bytedeco.pytorch.LongOptional(HEADS), 2);
                 even.copy_(even.neg().add(new org.bytedeco.pytorch.Scalar(1.0)));
             }
+            qkvMasks[m] = qkvMasks[m].to(dev, torch.ScalarType.Float);
         }
         checkAgainstReference(type);
     }
@@ -121,13 +140,45 @@ public class K1EdgePatchBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        reportBandwidth();
         scope.close();
+    }
+
+    /** Bytes one call must move at least: patch and curr read once, input once, each of the 36 outputs written once. */
+    double compulsoryBytes() {
+        double element = input.element_size();
+        double td = (double) tokens * D_MODEL;
+        return element * (2.0 * N_IN * td + td + 3.0 * HEADS * td);
+    }
+
+    /** Times 20 more calls itself and prints GB/s (and on CUDA the fraction of the device's peak). */
+    private void reportBandwidth() {
+        int calls = 20;
+        long start = System.nanoTime();
+        for (int k = 0; k < calls; k++) edgePatch();
+        double ms = (System.nanoTime() - start) / 1e6 / calls;
+        double gbs = compulsoryBytes() / (ms * 1e-3) / 1e9;
+        String peak = "";
+        if (where.isCuda()) {
+            int index = Math.max(0, where.index());
+            var devices = CudaSupport.runtime().devices();
+            if (index < devices.size()) {
+                var d = devices.get(index);
+                peak = String.format(", %.1f%% of %s's peak %.0f GB/s", 100 * gbs / d.peakBandwidthGBs(), d.name(),
+                    d.peakBandwidthGBs());
+            } else {
+                peak = ", peak unknown (no device information from the JavaCPP CUDA presets)";
+            }
+        }
+        System.out.printf("%nK1 %s %s %s tokens=%d on %s: %.3f ms/call, %.1f GB/s%s%n", path, dtype, masks, tokens, where,
+            ms, gbs, peak);
     }
 
     @Benchmark
     public long edgePatch() {
         try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             Tensor[] out = kernels.edgePatch(input, qkvMasks, patch, curr, layout);
+            if (where.isCuda()) torch.cuda_synchronize();  // time the kernels, not their launch
             return out[out.length - 1].numel();
         }
     }
