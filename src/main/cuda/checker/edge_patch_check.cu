@@ -134,20 +134,6 @@ std::vector<float> fetch(const void* src, const std::vector<int64_t>& index) {
   return host;
 }
 
-// The packed output index of (r, t, d) and back.
-struct RowAt {
-  int64_t r, t, d;
-};
-RowAt unpack(const Problem& p, int64_t k) {
-  const int64_t T = p.tokens(), D = p.dModel;
-  int64_t off = 0;
-  size_t m = 0;
-  while (m + 1 < p.heads.size() && k >= T * (off + p.heads[m]) * D) off += p.heads[m++];
-  const int64_t local = k - T * off * D, H = p.heads[m];
-  const int64_t t = local / (H * D), h = (local / D) % H, d = local % D;
-  return {off + h, t, d};
-}
-
 // The checksum of patch and curr computed on the host from the hashed data (kernels' definition).
 void hostChecksum(const Problem& p, uint32_t out[2]) {
   out[0] = out[1] = 0;
@@ -212,7 +198,7 @@ bool runCase(const Case& c, double peakGBs, int iters, Totals& totals) {
     const auto idx = sampleIndices(R * T * D, budget, p.seed + 1);
     const auto got = fetch<E>(buffer, idx);
     for (size_t k = 0; k < idx.size(); ++k) {
-      const RowAt at = unpack(p, idx[k]);
+      const RowAt at = unpackRow(p, idx[k]);
       cmp.add(idx[k], got[k], refForward(p, at.r, at.t, at.d), p.dtype);
     }
     results.push_back(cmp);

@@ -85,6 +85,20 @@ inline std::vector<int64_t> sampleIndices(int64_t count, int64_t budget, uint64_
   return out;
 }
 
+// The (absolute row, token, d) of a flat index into the packed outputs (or incoming gradients): mask m's
+// [T, H_m, D] block starts at T * rowOffset(m) * D. The inverse of Problem::packedIndex.
+struct RowAt {
+  int64_t r, t, d;
+};
+inline RowAt unpackRow(const Problem& p, int64_t k) {
+  const int64_t T = p.tokens(), D = p.dModel;
+  int64_t off = 0;
+  size_t m = 0;
+  while (m + 1 < p.heads.size() && k >= T * (off + p.heads[m]) * D) off += p.heads[m++];
+  const int64_t local = k - T * off * D, H = p.heads[m];
+  return {off + (local / D) % H, local / (H * D), local % D};
+}
+
 // One case of the checker.
 struct Case {
   std::string model;   // "GPT-2 small", "Llama-3.2-1B", "small"

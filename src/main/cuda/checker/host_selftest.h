@@ -131,6 +131,24 @@ inline void testReference(SelfTest& t) {
     t.near(refGradCurr(p, ci, ti, di).value, fdCurr, 1e-9, "grad_curr = finite difference" + tag);
     t.near(refGradW(p, gw, rw, iw).value, fdW, 1e-9, "grad_w = finite difference" + tag);
   }
+  // the packed output layout: unpackRow inverts packedIndex, and the indices cover [0, R * T * D) once
+  {
+    const Problem q = smallProblem(true, false, Dtype::F32, false);
+    std::vector<int> seen(q.rows() * q.tokens() * q.dModel, 0);
+    bool inverse = true;
+    for (int64_t r = 0; r < q.rows(); ++r)
+      for (int64_t tk = 0; tk < q.tokens(); ++tk)
+        for (int64_t d = 0; d < q.dModel; ++d) {
+          const int64_t k = int64_t(q.packedIndex(r, tk, d));
+          if (k < 0 || k >= int64_t(seen.size())) { inverse = false; continue; }
+          ++seen[k];
+          const RowAt at = unpackRow(q, k);
+          inverse &= at.r == r && at.t == tk && at.d == d;
+        }
+    bool once = true;
+    for (int v : seen) once &= v == 1;
+    t.expect(inverse && once, "unpackRow inverts packedIndex over the whole packed buffer");
+  }
   // magnitudes: the sum of |terms| bounds |value - input|
   const Problem p = smallProblem(false, false, Dtype::BF16, false);
   const RefValue v = refForward(p, 1, 2, 3);
