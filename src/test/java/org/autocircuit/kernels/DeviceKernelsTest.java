@@ -75,6 +75,17 @@ class DeviceKernelsTest {
     }
 
     @Test
+    void outOfMemoryFailuresSuggestASmallerBatch() {
+        AutoCircuitNativeException oom = new AutoCircuitNativeException("edge_patch", new RuntimeException(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total capacity)"));
+        assertTrue(oom.getMessage().startsWith("native edge_patch failed: CUDA out of memory. Tried to allocate 2.00 GiB"),
+            oom.getMessage());
+        assertTrue(oom.getMessage().endsWith("try a smaller batch size, or fewer prompts per batch)"), oom.getMessage());
+        AutoCircuitNativeException other = new AutoCircuitNativeException("edge_patch", new RuntimeException("bad shape"));
+        assertEquals("native edge_patch failed: bad shape", other.getMessage());
+    }
+
+    @Test
     void peakBandwidthFromClockAndBus() {
         // H100 SXM: HBM3 at 2619 MHz on a 5120-bit bus; H200: 3201 MHz, 6144 bits
         assertEquals(3352.32, CudaSupport.peakBandwidthGBs(2_619_000, 5120), 1e-9);

@@ -143,6 +143,16 @@ class NativeKernelsValidationTest {
         assertTrue(e.getMessage().contains("patch must have dtype Float"), e.getMessage());
     }
 
+    /** A dtype the CPU kernels lack, handed to C++ directly: the error names the op, the argument and the device. */
+    @Test
+    void cxxDtypeErrorNamesTheDevice() {
+        assumeNativeKernels();
+        AutoCircuitNativeException e = assertThrows(AutoCircuitNativeException.class, () -> NativeKernels.callNative(
+                input.to(torch.ScalarType.Half), new Tensor[] {mask}, patch.to(torch.ScalarType.Half),
+                curr.to(torch.ScalarType.Half), HEAD));
+        assertTrue(e.getMessage().contains("edge_patch: input must be float32 or bfloat16 on cpu, got Half"), e.getMessage());
+    }
+
     /** A failure inside C++ (here: arguments Java would have refused) arrives wrapped once, naming the op. */
     @Test
     void nativeFailuresArriveAsAutoCircuitNativeException() {
