@@ -134,8 +134,7 @@ final class DoctorCommand implements Callable<Integer> {
         }
         String missing = CudaSupport.missingLibrariesMessage(libs);
         if (!status.libtorchCudaBuild()) {
-            return "libtorch's CUDA build is on the classpath but was not loaded (" + status.detail() + ")"
-                + (missing.isEmpty() ? "" : "; " + missing);
+            return "libtorch's CUDA build is on the classpath but was not loaded (" + status.detail() + ")";
         }
         if (status.torchDeviceCount() == 0) {
             return "libtorch's CUDA build is loaded but sees no CUDA device" + (runtime.error() == null ? "" : " ("

@@ -100,11 +100,29 @@ public final class CudaSupport {
             boolean loaded = Loader.getLoadedLibraries().keySet().stream().anyMatch(k -> k.contains("torch_cuda"));
             int count = loaded ? Math.max(0, (int) torch.cuda_device_count()) : 0;
             String detail = (jar ? "pytorch -gpu jar on the classpath" : "no pytorch -gpu jar on the classpath")
-                    + (loaded ? ", libtorch_cuda loaded, " + count + " device(s)" : jar ? ", libtorch_cuda not loaded" : "");
+                    + (loaded ? ", libtorch_cuda loaded, " + count + " device(s)" : jar ? ", libtorch_cuda not loaded: "
+                    + whyNotLoaded() : "");
             return new Status(jar, loaded, count, detail);
         } catch (Throwable t) {
             return new Status(jar, false, 0, "libtorch failed to load: " + t);
         }
+    }
+
+    /** The JavaCPP property that makes it load the natives of the pytorch {@code -gpu} jar. */
+    public static final String EXTENSION_PROPERTY = "org.bytedeco.javacpp.platform.extension";
+
+    /**
+     * Why libtorch_cuda is not loaded although the -gpu jar is there: JavaCPP loads the CPU natives unless
+     * {@code -Dorg.bytedeco.javacpp.platform.extension=-gpu} is set, and with it libtorch_cuda is a preload that
+     * JavaCPP skips silently when the dynamic linker cannot resolve its CUDA libraries.
+     */
+    static String whyNotLoaded() {
+        if (!"-gpu".equals(System.getProperty(EXTENSION_PROPERTY))) {
+            return "JavaCPP loads libtorch's CPU natives unless the JVM runs with -D" + EXTENSION_PROPERTY + "=-gpu";
+        }
+        String missing = missingLibrariesMessage(libraries());
+        return missing.isEmpty() ? "the dynamic linker refused it (run with -Dorg.bytedeco.javacpp.logger.debug=true to see why)"
+                : missing;
     }
 
     /** The CUDA runtime and its devices through the JavaCPP CUDA presets; never throws. */
@@ -130,7 +148,10 @@ public final class CudaSupport {
             for (int d = 0; d < count[0]; d++) devices.add(deviceInfo(cudart, d));
             return new Runtime(true, count[0] == 0 ? "no CUDA device" : null, runtimeVersion, driverVersion, devices);
         } catch (Throwable t) {
-            return new Runtime(true, "the CUDA runtime could not be queried: " + t, 0, 0, List.of());
+            // The presets' JNI library links the driver's libcuda.so.1: without a driver it does not load.
+            boolean driver = libraries().stream().anyMatch(l -> l.file().equals("libcuda.so.1") && l.found());
+            String why = driver ? "" : "no NVIDIA driver (libcuda.so.1 not found), which the JavaCPP CUDA presets need; ";
+            return new Runtime(true, why + "the CUDA runtime could not be queried: " + t, 0, 0, List.of());
         }
     }
 
@@ -191,6 +212,8 @@ public final class CudaSupport {
     /** The libraries libtorch's CUDA build (2.13, CUDA 13) links, from the NEEDED entries of its .so files. */
     private static final String[][] LIBRARIES = {
         // file, what, in the cuda-redist jar?, how to provide it when missing
+        {"libcuda.so.1", "NVIDIA driver (CUDA driver API)", "no", "the NVIDIA driver, CUDA 13 capable (it comes with the driver, "
+            + "never with the toolkit or a jar)"},
         {"libcudart.so.13", "CUDA runtime", "yes", "the cuda-redist jar of the gpu profile, or CUDA 13's cuda-cudart package"},
         {"libnvrtc.so.13", "NVRTC (runtime compilation)", "yes", "the cuda-redist jar, or CUDA 13's cuda-nvrtc package"},
         {"libcurand.so.10", "cuRAND", "yes", "the cuda-redist jar, or CUDA 13's libcurand package"},

@@ -103,19 +103,24 @@ public record Device(Type type, int index) {
     public void ensureAvailable() {
         if (type == Type.CPU) return;
         CudaSupport.Status status = CudaSupport.status();
-        checkAvailable(status.libtorchCudaBuild(), status.torchDeviceCount(), status.detail());
+        checkAvailable(status.gpuJarOnClasspath(), status.libtorchCudaBuild(), status.torchDeviceCount(), status.detail());
     }
 
     /**
      * The availability rule of {@link #ensureAvailable()} on given facts (for tests).
      *
+     * @param gpuJar      whether the pytorch -gpu jar is on the classpath
      * @param cudaBuild   whether libtorch's CUDA build is loaded
      * @param deviceCount the CUDA devices libtorch sees
      * @param detail      appended to the message (what was found), or null
      */
-    void checkAvailable(boolean cudaBuild, int deviceCount, String detail) {
+    void checkAvailable(boolean gpuJar, boolean cudaBuild, int deviceCount, String detail) {
         if (type == Type.CPU) return;
         String suffix = detail == null || detail.isEmpty() ? "" : " (" + detail + ")";
+        if (gpuJar && !cudaBuild) {
+            throw new IllegalStateException("device " + this + ": libtorch's CUDA build is on the classpath but not loaded"
+                    + suffix + "; `autocircuit doctor` lists what is missing");
+        }
         if (!cudaBuild) {
             throw new IllegalStateException("device " + this + ": this libtorch is the CPU build (the pytorch "
                     + "linux-x86_64 jar), which has no CUDA; build with `mvn -Pgpu package` to get libtorch's CUDA build, "

@@ -66,7 +66,7 @@ class DoctorCommandTest {
                 assertTrue(l.get("provide").isNull());
             }
         }
-        assertTrue(files.containsAll(Set.of("libcudart.so.13", "libcublas.so.13", "libcudnn.so.9", "libnccl.so.2",
+        assertTrue(files.containsAll(Set.of("libcuda.so.1", "libcudart.so.13", "libcublas.so.13", "libcudnn.so.9", "libnccl.so.2",
             "libcusparse.so.12")), files.toString());
         for (JsonNode l : libs) {
             if (l.get("file").asText().startsWith("libcublas")) assertFalse(l.get("in_redist_jar").asBoolean());

@@ -41,21 +41,24 @@ class DeviceTest {
 
     @Test
     void availabilityRuleNamesWhatIsMissing() {
-        Device.CPU.checkAvailable(false, 0, null);  // always available
+        Device.CPU.checkAvailable(false, false, 0, null);  // always available
         IllegalStateException noBuild = assertThrows(IllegalStateException.class,
-            () -> Device.CUDA.checkAvailable(false, 0, "x"));
+            () -> Device.CUDA.checkAvailable(false, false, 0, "x"));
         assertTrue(noBuild.getMessage().contains("CPU build") && noBuild.getMessage().contains("-Pgpu"), noBuild.getMessage());
+        IllegalStateException notLoaded = assertThrows(IllegalStateException.class,
+            () -> Device.CUDA.checkAvailable(true, false, 0, "why"));
+        assertTrue(notLoaded.getMessage().contains("on the classpath but not loaded (why)"), notLoaded.getMessage());
         IllegalStateException noDevice = assertThrows(IllegalStateException.class,
-            () -> Device.cuda(0).checkAvailable(true, 0, null));
+            () -> Device.cuda(0).checkAvailable(true, true, 0, null));
         assertTrue(noDevice.getMessage().contains("sees no CUDA device"), noDevice.getMessage());
         IllegalStateException noIndex = assertThrows(IllegalStateException.class,
-            () -> Device.cuda(2).checkAvailable(true, 2, null));
+            () -> Device.cuda(2).checkAvailable(true, true, 2, null));
         assertTrue(noIndex.getMessage().contains("cuda:2 does not exist") && noIndex.getMessage().contains("cuda:0 to cuda:1"),
             noIndex.getMessage());
-        IllegalStateException one = assertThrows(IllegalStateException.class, () -> Device.cuda(1).checkAvailable(true, 1, null));
+        IllegalStateException one = assertThrows(IllegalStateException.class, () -> Device.cuda(1).checkAvailable(true, true, 1, null));
         assertTrue(one.getMessage().contains("1 CUDA device (cuda:0)"), one.getMessage());
-        Device.cuda(1).checkAvailable(true, 2, null);  // exists
-        Device.CUDA.checkAvailable(true, 1, null);
+        Device.cuda(1).checkAvailable(true, true, 2, null);  // exists
+        Device.CUDA.checkAvailable(true, true, 1, null);
     }
 
     @Test
