@@ -142,7 +142,8 @@ if [[ $with_cuda == 1 ]]; then
     mkdir -p "$build/cuda-stub/c10/cuda/impl"
     printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' >"$build/cuda-stub/c10/cuda/impl/cuda_cmake_macros.h"
   fi
-  cuda_home=$(cd "$(dirname "$(command -v "$nvcc")")/.." && pwd)
+  # nvcc is often a symlink (/usr/local/bin/nvcc -> /usr/local/cuda-13.0/bin/nvcc): the headers are beside its target
+  cuda_home=$(cd "$(dirname "$(readlink -f "$(command -v "$nvcc")")")/.." && pwd)
   cuda_vars=(WITH_CUDA=1 "CUDA_INCLUDE=-I$cuda_home/include")
 fi
 make -C "$here" -j2 BUILD="$build" TORCH_INCLUDE="$include" CXX="$cxx" NVCC="$nvcc" "${cuda_vars[@]}" archive \
