@@ -142,9 +142,15 @@ if [[ $with_cuda == 1 ]]; then
     mkdir -p "$build/cuda-stub/c10/cuda/impl"
     printf '#pragma once\n#define C10_CUDA_BUILD_SHARED_LIBS\n' >"$build/cuda-stub/c10/cuda/impl/cuda_cmake_macros.h"
   fi
-  # nvcc is often a symlink (/usr/local/bin/nvcc -> /usr/local/cuda-13.0/bin/nvcc): the headers are beside its target
-  cuda_home=$(cd "$(dirname "$(readlink -f "$(command -v "$nvcc")")")/.." && pwd)
-  cuda_vars=(WITH_CUDA=1 "CUDA_INCLUDE=-I$cuda_home/include")
+  # The CUDA headers (cuda_runtime.h) for g++: nvcc on the PATH is often a symlink or a wrapper script
+  # (/usr/local/bin/nvcc exec'ing /usr/local/cuda-13.0/bin/nvcc), so ask nvcc itself where its includes are.
+  cuda_include=$("$nvcc" -dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ INCLUDES="-I\([^"]*\)".*/\1/p' | head -1)
+  if [[ ! -f "$cuda_include/cuda_runtime.h" ]]; then
+    for candidate in "${CUDA_HOME:-}" "$(dirname "$(readlink -f "$(command -v "$nvcc")")")/.." /usr/local/cuda; do
+      if [[ -n "$candidate" && -f "$candidate/include/cuda_runtime.h" ]]; then cuda_include=$candidate/include; break; fi
+    done
+  fi
+  cuda_vars=(WITH_CUDA=1 "CUDA_INCLUDE=-I$cuda_include")
 fi
 make -C "$here" -j2 BUILD="$build" TORCH_INCLUDE="$include" CXX="$cxx" NVCC="$nvcc" "${cuda_vars[@]}" archive \
   >>"$log" 2>&1
