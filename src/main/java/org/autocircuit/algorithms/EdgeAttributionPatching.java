@@ -92,7 +92,8 @@ public final class EdgeAttributionPatching {
         List<DestModule> dests = graph.destModules();
         Map<String, Tensor> sums = new LinkedHashMap<>();   // dest module → mask-shaped running sum
         try (PointerScope runScope = new PointerScope()) {
-            for (DestModule dm : dests) sums.put(dm.moduleName(), torch.zeros(dm.maskShape()));
+            // on the model's device, beside the gradients and differences added into them
+            for (DestModule dm : dests) sums.put(dm.moduleName(), torch.zeros(dm.maskShape(), model.device().options(torch.ScalarType.Float)));
             long done = 0;
             for (PromptPairBatch batch : batches) {
                 Progress.checkInterrupted("edge attribution patching");

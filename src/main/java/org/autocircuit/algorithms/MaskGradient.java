@@ -70,7 +70,8 @@ public final class MaskGradient {
                     if (!(batch.answers() instanceof org.autocircuit.data.Answers.Stacked s)) {
                         throw new IllegalArgumentException("the mse answer function needs stacked answers");
                     }
-                    Tensor target = s.values().toTensor().to(torch.ScalarType.Float).reshape(tokenVals.shape());
+                    Tensor target = s.values().toTensor().to(tokenVals.device(), torch.ScalarType.Float)
+                        .reshape(tokenVals.shape());
                     yield tokenVals.sub(target).pow(new org.bytedeco.pytorch.Scalar(2)).mean();
                 }
             };

@@ -1,5 +1,6 @@
 package org.autocircuit.cli;
 
+import org.autocircuit.distributed.DistributedEnvironment;
 import org.autocircuit.kernels.Device;
 import picocli.CommandLine.Option;
 
@@ -11,28 +12,23 @@ import picocli.CommandLine.Option;
 final class DeviceOption {
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "DEVICE",
-        description = "Where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}). "
-            + "`autocircuit doctor` lists the devices.")
+        description = "Where the model runs: cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}). Under `launch`, cuda "
+            + "means cuda:LOCAL_RANK. `autocircuit doctor` lists the devices.")
     String device = "cpu";
 
     /**
-     * The parsed, available device.
+     * The parsed, available device; in a process started by {@code autocircuit launch} (or torchrun / Slurm),
+     * {@code cuda} without an index is the GPU of the process's local rank.
      *
      * @throws IllegalArgumentException for a bad value or an unavailable device (exit code 2)
-     * @throws UnsupportedOperationException for an available CUDA device: the model does not run there yet
      */
     Device resolve() {
         Device d = Device.parse(device);
+        if (d.isCuda()) d = d.forLocalRank(DistributedEnvironment.fromEnvironment().localRank());
         try {
             d.ensureAvailable();
         } catch (IllegalStateException e) {
             throw new IllegalArgumentException("--device " + device + ": " + e.getMessage(), e);
-        }
-        if (d.isCuda()) {
-            // The kernels run on CUDA, but the model and patching code still create their tensors on the CPU: running
-            // on the CPU while the user asked for a GPU would be a silent lie (docs/native.md, "What remains").
-            throw new UnsupportedOperationException("--device " + device + ": the model and patching code do not run "
-                + "on CUDA yet (only the kernels do); use --device cpu");
         }
         return d;
     }

@@ -13,7 +13,6 @@ import org.autocircuit.distributed.Collective;
 import org.autocircuit.distributed.InputFingerprint;
 import org.autocircuit.distributed.ProcessGroupCollective;
 import org.autocircuit.graph.GqaLayout;
-import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.report.DiscoveryResult.AlgorithmResult;
 import org.autocircuit.report.DiscoveryResult.EdgeScore;
@@ -125,7 +124,7 @@ final class DiscoverCommand implements Callable<Integer> {
             return 0;
         }
         // validate everything cheap before loading a model
-        deviceOption.resolve();
+        org.autocircuit.kernels.Device device = deviceOption.resolve();
         if (top < 0) throw new IllegalArgumentException("--top must be >= 0, got " + top);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
@@ -174,15 +173,16 @@ final class DiscoverCommand implements Callable<Integer> {
                     org.autocircuit.util.AtomicFiles.checkWritableFolder(checkpointDir, "--checkpoint-dir");
                 }
             }
-            run(t, paths, options, reportPath, processing, layout, dist);
+            run(t, paths, options, reportPath, processing, layout, dist, device);
         }
         return 0;
     }
 
     private void run(Task t, TaskPaths paths, Discovery.Options options, Path reportPath, WeightProcessing processing,
-                     GqaLayout layout, Collective dist) throws Exception {
+                     GqaLayout layout, Collective dist, org.autocircuit.kernels.Device device) throws Exception {
         long t0 = System.nanoTime();
-        try (LoadedTask loaded = LoadedTask.load(t, paths, Kernels.best(), processing, layout);
+        // null kernels: the device's own (Kernels.best() on the CPU)
+        try (LoadedTask loaded = LoadedTask.load(t, paths, null, processing, layout, device);
              ConsoleProgress progress = new ConsoleProgress(!dist.isLeader())) {
             InputFingerprint.checkSameOnAllRanks(dist, java.util.Map.of("model", t.modelPath(paths),
                 "dataset", t.datasetPath(paths)));

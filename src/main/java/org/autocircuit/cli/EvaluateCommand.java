@@ -20,7 +20,6 @@ import org.autocircuit.graph.EdgeCountsUtil;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.graph.TestEdges;
-import org.autocircuit.kernels.Kernels;
 import org.autocircuit.metrics.Measurement;
 import org.autocircuit.metrics.ModelMetricContext;
 import org.autocircuit.metrics.PruneMetric;
@@ -90,7 +89,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        deviceOption.resolve();
+        org.autocircuit.kernels.Device device = deviceOption.resolve();
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
         // validate everything that needs no weights before the model loads
@@ -129,8 +128,8 @@ final class EvaluateCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         // launched data-parallel (docs/distributed.md): each rank scores and measures its batches; rank 0 prints
         try (Collective dist = ProcessGroupCollective.fromEnvironment();
-             PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing), true,
-                OutputSlice.LAST_SEQ, seqLen, true, layout, Kernels.best())) {
+             PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing, device), true,
+                OutputSlice.LAST_SEQ, seqLen, true, layout, null)) {
             InputFingerprint.checkSameOnAllRanks(dist, Map.of("model", modelDir, "dataset", data));
             PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap(),
                 org.autocircuit.util.Progress.NONE, dist);

@@ -11,6 +11,7 @@ import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.OfficialCircuit;
+import org.autocircuit.kernels.Device;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.KvCache;
@@ -94,6 +95,20 @@ public final class LoadedTask implements AutoCloseable {
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing,
                                   GqaLayout layout) throws IOException {
+        return load(task, paths, kernels, processing, layout, Device.CPU);
+    }
+
+    /**
+     * {@link #load(Task, TaskPaths, Kernels, WeightProcessing, GqaLayout)} with the model on {@code device}: its
+     * weights, masks, patch buffers, ablation values and key/value caches are made there.
+     *
+     * @param kernels the masked-difference implementation, or null for the device's own
+     *                ({@link Kernels#forDevice}; on the CPU that is {@link Kernels#best()})
+     * @throws IllegalStateException when the device is unavailable, before anything is read
+     */
+    public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing,
+                                  GqaLayout layout, Device device) throws IOException {
+        Objects.requireNonNull(device, "device").ensureAvailable();
         Objects.requireNonNull(task, "task");
         Objects.requireNonNull(processing, "processing");
         Objects.requireNonNull(paths, "paths");
@@ -132,7 +147,7 @@ public final class LoadedTask implements AutoCloseable {
         requirePatchable(dataset, train, test);
         Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;
 
-        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing);
+        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing, device);
         PatchableModel model;
         try {
             model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), layout,

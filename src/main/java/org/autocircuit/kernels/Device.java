@@ -57,6 +57,15 @@ public record Device(Type type, int index) {
         throw new IllegalArgumentException("device must be cpu, cuda or cuda:N (N a device index), got '" + value + "'");
     }
 
+    /**
+     * The device one rank of a data-parallel launch uses: {@code cuda} without an index becomes {@code cuda:localRank}
+     * (one GPU per process on each machine, as NCCL wants); every other device is kept.
+     */
+    public Device forLocalRank(int localRank) {
+        if (localRank < 0) throw new IllegalArgumentException("local rank must be >= 0, got " + localRank);
+        return type == Type.CUDA && index < 0 ? cuda(localRank) : this;
+    }
+
     /** The device a tensor lives on ({@code cpu}, {@code cuda:N}, or for other kinds an exception naming it). */
     public static Device of(Tensor t) {
         if (t.is_cpu()) return CPU;
@@ -70,8 +79,8 @@ public record Device(Type type, int index) {
         }
     }
 
-    /** libtorch's name of a tensor's device, e.g. {@code cpu}, {@code cuda:0}, {@code meta}. */
-    static String torchName(Tensor t) {
+    /** libtorch's name of a tensor's device, e.g. {@code cpu}, {@code cuda:0}, {@code meta}: for error messages. */
+    public static String torchName(Tensor t) {
         if (t.is_cpu()) return "cpu";
         try (PointerScope scope = new PointerScope()) {
             return t.device().str().getString();
@@ -87,6 +96,23 @@ public record Device(Type type, int index) {
     /** libtorch's device ({@code cpu}, {@code cuda} (the current CUDA device) or {@code cuda:N}); the caller owns it. */
     public org.bytedeco.pytorch.Device toTorch() {
         return new org.bytedeco.pytorch.Device(toString());
+    }
+
+    /**
+     * Options for a new tensor of {@code dtype} on this device (in the caller's scope): what code that makes tensors
+     * for a model uses, so that they land beside its weights.
+     */
+    public org.bytedeco.pytorch.TensorOptions options(org.bytedeco.pytorch.global.torch.ScalarType dtype) {
+        org.bytedeco.pytorch.TensorOptions o = new org.bytedeco.pytorch.TensorOptions(dtype);
+        return type == Type.CPU ? o : o.device(new org.bytedeco.pytorch.DeviceOptional(toTorch()));
+    }
+
+    /** {@code t} itself when it is on this device, else a copy there (of the same dtype); null stays null. */
+    public Tensor place(Tensor t) {
+        if (t == null || holds(t)) return t;
+        try (org.bytedeco.pytorch.Device target = toTorch()) {
+            return t.to(target, t.scalar_type());
+        }
     }
 
     /** Whether this is a CUDA device. */

@@ -50,6 +50,14 @@ public interface HookedModel extends AutoCloseable {
         return graph(factorized, separateQkv, seqLen);
     }
 
+    /**
+     * Where the model's weights live and its passes run; callers make the tensors they hand in (patch buffers,
+     * masks, ablation values) there. Token ids and padding masks may come from the host: the model moves them.
+     */
+    default org.autocircuit.kernels.Device device() {
+        return org.autocircuit.kernels.Device.CPU;
+    }
+
     /** Width of the residual stream: the last dimension of every source output. */
     int dModel();
 

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.TransformerShape;
+import org.autocircuit.kernels.Device;
 import org.autocircuit.model.arch.Architecture;
 import org.autocircuit.model.arch.Architectures;
 import org.autocircuit.util.OwnedTensors;
@@ -13,6 +14,7 @@ import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
@@ -35,9 +37,14 @@ import org.bytedeco.pytorch.global.torch;
  *
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
+ *
+ * <p>Device: the weights live on the model's {@link #device()} (moved there one tensor at a time as the model is
+ * built, so the host holds at most the checkpoint's tensors, never two copies on the device); every intermediate
+ * of a pass is made there, and token ids and padding masks handed in on another device are moved to it on entry.
  */
 public final class HookedTransformer implements HookedModel {
     private final ModelConfig cfg;
+    private final Device device;
     private final OwnedTensors owned = new OwnedTensors();
     private final Tensor wE;        // [dVocab, dModel]
     private final Tensor wPos;      // [nCtx, dModel], null with rotary positions
@@ -61,8 +68,9 @@ public final class HookedTransformer implements HookedModel {
             Tensor wIn, Tensor bIn, Tensor wGate,        // [dModel, dMlp], [dMlp], [dModel, dMlp]
             Tensor wOut, Tensor bOut) {}                 // [dMlp, dModel], [dModel]
 
-    private HookedTransformer(ModelConfig cfg, TransformerWeights w) {
+    private HookedTransformer(ModelConfig cfg, TransformerWeights w, Device device) {
         this.cfg = cfg;
+        this.device = java.util.Objects.requireNonNull(device, "device");
         try (PointerScope scope = new PointerScope()) {
             if (w.blocks().size() != cfg.nLayers()) {
                 throw new IllegalArgumentException("weights have " + w.blocks().size() + " blocks, config " + cfg.nLayers());
@@ -110,12 +118,23 @@ public final class HookedTransformer implements HookedModel {
         return heads.permute(1, 0, 2).reshape(d, -1).contiguous();
     }
 
+    /** Adopts a weight on the model's device (a copy there when it was loaded elsewhere, freed with the build scope). */
     private Tensor own(Tensor t) {
-        return owned.adopt(t);
+        return owned.adopt(onDevice(t));
     }
 
     private Tensor ownOrNull(Tensor t) {
-        return t == null ? null : owned.adopt(t);
+        return t == null ? null : own(t);
+    }
+
+    /** {@code t} itself when it is on the model's device, else a copy there (null stays null). */
+    private Tensor onDevice(Tensor t) {
+        return device.place(t);
+    }
+
+    /** Options for a new tensor of {@code dtype} on the model's device. */
+    private TensorOptions options(torch.ScalarType dtype) {
+        return device.options(dtype);
     }
 
     /**
@@ -136,7 +155,20 @@ public final class HookedTransformer implements HookedModel {
      * ({@link WeightProcessing#TL}: what AutoCircuit's {@code load_tl_model} does; GPT-2 checkpoints only).
      */
     public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing) throws IOException {
+        return fromPretrained(folder, processing, Device.CPU);
+    }
+
+    /**
+     * {@link #fromPretrained(Path, WeightProcessing)} with the weights on {@code device}: each is read on the host,
+     * converted to float32 and copied to the device before the next is read.
+     *
+     * @throws IllegalStateException when the device is unavailable (no CUDA build, no such device index), before
+     *                               any file is read
+     */
+    public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing, Device device)
+            throws IOException {
         java.util.Objects.requireNonNull(processing, "processing");
+        java.util.Objects.requireNonNull(device, "device").ensureAvailable();
         if (!Files.isDirectory(folder)) {
             throw new IllegalArgumentException("model folder " + folder + " does not exist or is not a directory");
         }
@@ -158,7 +190,7 @@ public final class HookedTransformer implements HookedModel {
                 // tensor converted. (It holds the processed checkpoint beside the model while building; GPT-2-sized
                 // models only.) The config/weights checks below apply to plain loads.
                 source.loadIfPresent("lm_head.bias", read.config().dVocab());
-                return build(read.architecture(), processing.config(read.config()), source);
+                return build(read.architecture(), processing.config(read.config()), source, device);
             }
             ModelConfig cfg = read.config();
             checkLayers(cfg, checkpoint, config);
@@ -181,7 +213,8 @@ public final class HookedTransformer implements HookedModel {
                     return checkpoint.loadIfPresent(name, shape);
                 }
             };
-            HookedTransformer model = build(read.architecture(), processing.config(cfg), processing.apply(cfg, tracked));
+            HookedTransformer model = build(read.architecture(), processing.config(cfg), processing.apply(cfg, tracked),
+                device);
             try {
                 checkLeftovers(cfg, checkpoint, used, config);
             } catch (RuntimeException e) {
@@ -246,14 +279,24 @@ public final class HookedTransformer implements HookedModel {
     /** Builds a model from any weight source that uses the tensor names of {@code cfg}'s architecture. */
     public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource namedWeights)
             throws IOException {
-        return build(Architectures.forName(cfg.architecture()), cfg, namedWeights);
+        return fromWeights(cfg, namedWeights, Device.CPU);
     }
 
-    /** Converts in a scope that frees the weights if building fails half-way. */
-    private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source)
+    /** {@link #fromWeights(ModelConfig, WeightSource)} with the weights copied to {@code device}. */
+    public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource namedWeights, Device device)
+            throws IOException {
+        java.util.Objects.requireNonNull(device, "device").ensureAvailable();
+        return build(Architectures.forName(cfg.architecture()), cfg, namedWeights, device);
+    }
+
+    /**
+     * Converts in a scope that frees the weights if building fails half-way. The adapter builds every weight on
+     * the host; the constructor copies each to the device, and the host copies go with this scope.
+     */
+    private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source, Device device)
             throws IOException {
         try (PointerScope scope = new PointerScope()) {
-            return new HookedTransformer(cfg, arch.weights(cfg, source));
+            return new HookedTransformer(cfg, arch.weights(cfg, source), device);
         }
     }
 
@@ -263,13 +306,21 @@ public final class HookedTransformer implements HookedModel {
      * where no pretrained weights can be downloaded.
      */
     public static HookedTransformer randomInit(ModelConfig cfg, long seed, double initializerRange) {
+        return randomInit(cfg, seed, initializerRange, Device.CPU);
+    }
+
+    /**
+     * {@link #randomInit(ModelConfig, long, double)} on {@code device}: the weights are drawn on the host (the same
+     * values on every device for one seed) and copied.
+     */
+    public static HookedTransformer randomInit(ModelConfig cfg, long seed, double initializerRange, Device device) {
         torch.manual_seed(seed);
         try {
             return fromWeights(cfg, (name, shape) -> {
                 if (name.endsWith(".bias")) return torch.zeros(shape);
                 if (name.contains("ln_") || name.contains("norm")) return torch.ones(shape);
                 return torch.randn(shape).mul(new Scalar(initializerRange));
-            });
+            }, device);
         } catch (IOException e) {
             throw new AssertionError("random weights do no I/O", e);
         }
@@ -277,6 +328,12 @@ public final class HookedTransformer implements HookedModel {
 
     public ModelConfig config() {
         return cfg;
+    }
+
+    /** Where the weights live and every pass runs. */
+    @Override
+    public Device device() {
+        return device;
     }
 
     @Override
@@ -359,6 +416,8 @@ public final class HookedTransformer implements HookedModel {
             throw new IllegalArgumentException("tokens must be [batch, seq], got " + java.util.Arrays.toString(shape));
         }
         long batch = shape[0], seq = shape[1];
+        tokens = onDevice(tokens);
+        attentionMask = onDevice(attentionMask);
         int prefix = cache == null ? 0 : cache.prefixLength();
         if (prefix + seq > cfg.nCtx()) {
             throw new IllegalArgumentException("sequence of " + (prefix + seq) + " tokens exceeds n_ctx " + cfg.nCtx());
@@ -416,7 +475,8 @@ public final class HookedTransformer implements HookedModel {
             throw new IllegalArgumentException("startBlock " + startBlock + " outside [0, " + cfg.nLayers() + ")");
         }
         long[] shape = residPre.shape();
-        Tensor keyMask = fullKeyMask(attentionMask, cache, shape[0], shape[1]);
+        residPre = onDevice(residPre);
+        Tensor keyMask = fullKeyMask(onDevice(attentionMask), cache, shape[0], shape[1]);
         Tensor positions = rotaryFreq == null ? null
             : positions(keyMask, cache == null ? 0 : cache.prefixLength(), shape[1]);
         return slice.apply(runBlocksResid(startBlock, residPre, keyMask, positions, cache, hooks, null,
@@ -436,6 +496,8 @@ public final class HookedTransformer implements HookedModel {
     public KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
         ensureOpen();
         long[] shape = prefixTokens.shape();
+        prefixTokens = onDevice(prefixTokens);
+        prefixMask = onDevice(prefixMask);
         Tensor[] keys = new Tensor[cfg.nLayers()];
         Tensor[] values = new Tensor[cfg.nLayers()];
         try (var guard = new org.bytedeco.pytorch.NoGradGuard()) {
@@ -619,7 +681,8 @@ public final class HookedTransformer implements HookedModel {
         long[] qs = q.shape();
         long seq = qs[1], total = k.shape()[1], prefix = total - seq;
         // causal: query i (absolute position prefix+i) sees keys j ≤ prefix+i
-        Tensor allowed = torch.ones(seq, total).tril(prefix).to(torch.ScalarType.Bool);   // [seq, total]
+        Tensor allowed = torch.ones(new long[] {seq, total}, options(torch.ScalarType.Float)).tril(prefix)
+            .to(torch.ScalarType.Bool);                                                 // [seq, total]
         if (keyMask != null) {
             Tensor keys = keyMask.to(torch.ScalarType.Bool).unsqueeze(1).unsqueeze(1);       // [batch, 1, 1, total]
             allowed = allowed.unsqueeze(0).unsqueeze(0).logical_and(keys);                    // [batch, 1, seq, total]
@@ -689,14 +752,14 @@ public final class HookedTransformer implements HookedModel {
     }
 
     /** The key mask over prefix and current positions, or null when nothing is padded. */
-    private static Tensor fullKeyMask(Tensor attentionMask, KvCache cache, long batch, long seq) {
+    private Tensor fullKeyMask(Tensor attentionMask, KvCache cache, long batch, long seq) {
         Tensor prefixMask = cache == null ? null : cache.prefixMask();
         if (attentionMask == null && prefixMask == null) return null;
         Tensor current = attentionMask != null ? attentionMask : torch.ones(new long[] {batch, seq},
-            new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+            options(torch.ScalarType.Long));
         if (cache == null) return current;
         Tensor pm = prefixMask != null ? prefixMask : torch.ones(new long[] {batch, cache.prefixLength()},
-            new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+            options(torch.ScalarType.Long));
         return torch.cat(new TensorVector(pm, current), 1);
     }
 
@@ -719,10 +782,9 @@ public final class HookedTransformer implements HookedModel {
      * Position ids: {@code 0..seq-1} (shifted by a cache prefix) without padding; with left padding,
      * the running count of real tokens minus one (clamped at 0), as TransformerLens computes them.
      */
-    private static Tensor positions(Tensor keyMask, int prefix, long seq) {
+    private Tensor positions(Tensor keyMask, int prefix, long seq) {
         if (keyMask == null) {
-            return torch.arange(new Scalar(prefix), new Scalar(prefix + seq),
-                new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+            return torch.arange(new Scalar(prefix), new Scalar(prefix + seq), options(torch.ScalarType.Long));
         }
         Tensor pos = keyMask.cumsum(1).sub(new Scalar(1)).clamp_min(new Scalar(0));  // [batch, prefix+seq]
         return pos.narrow(1, prefix, seq).contiguous();

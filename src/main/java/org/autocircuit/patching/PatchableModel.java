@@ -86,7 +86,7 @@ public final class PatchableModel implements AutoCloseable {
         this.dModel = model.dModel();
         try (PointerScope scope = new PointerScope()) {
             for (DestModule dm : graph.destModules()) {
-                masks.put(dm.moduleName(), owned.adopt(torch.zeros(dm.maskShape())));
+                masks.put(dm.moduleName(), owned.adopt(torch.zeros(dm.maskShape(), onModelDevice(torch.ScalarType.Float))));
                 destByHook.put(dm.moduleName(), dm);
             }
         }
@@ -102,7 +102,8 @@ public final class PatchableModel implements AutoCloseable {
      * @param seqLen      one edge per token position (token circuits), or null
      * @param separateQkv separate Q, K, V destinations per head
      * @param kernels     the masked-difference implementation ({@link Kernels#reference()} always works);
-     *                    null: {@link Kernels#best()}, which follows {@code -Dautocircuit.kernels}
+     *                    null: the kernels for the model's device ({@link Kernels#best()} on the CPU, which follows
+     *                    {@code -Dautocircuit.kernels}; {@link Kernels#forDevice} on a GPU)
      */
     public static PatchableModel of(HookedModel model, boolean factorized, OutputSlice slice, Integer seqLen,
                                     boolean separateQkv, Kernels kernels) {
@@ -117,7 +118,10 @@ public final class PatchableModel implements AutoCloseable {
                                     boolean separateQkv, GqaLayout layout, Kernels kernels) {
         Objects.requireNonNull(model, "model");
         Graph graph = model.graph(factorized, separateQkv, seqLen, Objects.requireNonNull(layout, "layout"));
-        return new PatchableModel(model, graph, slice, kernels == null ? Kernels.best() : kernels);
+        if (kernels == null) {
+            kernels = model.device() == org.autocircuit.kernels.Device.CPU ? Kernels.best() : Kernels.forDevice(model.device());
+        }
+        return new PatchableModel(model, graph, slice, kernels);
     }
 
     public Graph graph() {
@@ -318,7 +322,7 @@ public final class PatchableModel implements AutoCloseable {
         try (NoGradGuard g = new NoGradGuard()) {
             long[] in = input.shape();
             boolean reuse = into != null && java.util.Arrays.equals(into.shape(), new long[] {graph.nSrcs(), in[0], in[1], dModel});
-            Tensor buffer = reuse ? into : torch.zeros(graph.nSrcs(), in[0], in[1], dModel);
+            Tensor buffer = reuse ? into : sourceBuffer(in[0], in[1]);
             boolean[] written = new boolean[graph.srcModules().size()];
             HookPoints record = new HookPoints() {
                 @Override
@@ -357,7 +361,26 @@ public final class PatchableModel implements AutoCloseable {
 
     /** A zero source buffer {@code [nSrc, batch, seq, dModel]} in the caller's scope (see {@link #srcOutputs}). */
     public Tensor sourceBuffer(long batch, long seq) {
-        return torch.zeros(graph.nSrcs(), batch, seq, dModel);
+        return torch.zeros(new long[] {graph.nSrcs(), batch, seq, dModel}, onModelDevice(torch.ScalarType.Float));
+    }
+
+    /** A tensor the caller made for this model must be on its device: else an error naming both, before any pass. */
+    private void checkOnModelDevice(String what, Tensor t) {
+        org.autocircuit.kernels.Device d = model.device();
+        if (!d.holds(t)) {
+            throw new IllegalArgumentException("patch mode: " + what + " is on " + org.autocircuit.kernels.Device.torchName(t)
+                + " but the model runs on " + d + "; make it with this model's srcOutputs/sourceBuffer or move it with .to(...)");
+        }
+    }
+
+    /** Where the model runs: masks, source buffers and patch values live there. */
+    public org.autocircuit.kernels.Device device() {
+        return model.device();
+    }
+
+    /** Options for a new tensor of {@code dtype} on the model's device, in the caller's scope. */
+    private org.bytedeco.pytorch.TensorOptions onModelDevice(torch.ScalarType dtype) {
+        return model.device().options(dtype);
     }
 
     /**
@@ -778,6 +801,7 @@ public final class PatchableModel implements AutoCloseable {
         try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : masks.entrySet()) {
                 // the graph's shape: under maskBatchSize the values are copied to every example
+                // copy_ crosses devices: the host values go straight into the masks on the model's device
                 Tensor src = AbstractTensor.create(values.module(e.getKey()), destByHook.get(e.getKey()).maskShape());
                 e.getValue().copy_(src);
             }
@@ -881,6 +905,8 @@ public final class PatchableModel implements AutoCloseable {
             throw new IllegalArgumentException("patchSrcOuts must be [" + graph.nSrcs() + ", batch, seq, " + dModel
                 + "], got " + java.util.Arrays.toString(s));
         }
+        checkOnModelDevice("patchSrcOuts", patchSrcOuts);
+        if (currSrcOuts != null) checkOnModelDevice("currSrcOuts", currSrcOuts);
         if (currSrcOuts != null && !java.util.Arrays.equals(currSrcOuts.shape(), s)) {
             throw new IllegalArgumentException("currSrcOuts " + java.util.Arrays.toString(currSrcOuts.shape())
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));

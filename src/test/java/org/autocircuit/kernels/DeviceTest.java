@@ -73,6 +73,26 @@ class DeviceTest {
     }
 
     @Test
+    void eachRankOfALaunchTakesTheGpuOfItsLocalRank() {
+        assertEquals(Device.cuda(3), Device.CUDA.forLocalRank(3));
+        assertEquals(Device.cuda(1), Device.cuda(1).forLocalRank(3), "an explicit index is kept");
+        assertEquals(Device.CPU, Device.CPU.forLocalRank(3));
+        assertThrows(IllegalArgumentException.class, () -> Device.CUDA.forLocalRank(-1));
+    }
+
+    @Test
+    void placeAndOptionsKeepCpuTensorsWhereTheyAre() {
+        try (PointerScope scope = new PointerScope()) {
+            Tensor cpu = torch.ones(2, 3);
+            assertTrue(Device.CPU.place(cpu) == cpu, "no copy for a tensor already there");
+            assertEquals(null, Device.CPU.place(null));
+            Tensor made = torch.zeros(new long[] {2}, Device.CPU.options(torch.ScalarType.Long));
+            assertTrue(made.is_cpu());
+            assertEquals(torch.ScalarType.Long, made.scalar_type().intern());
+        }
+    }
+
+    @Test
     void tensorsKnowTheirDevice() {
         try (PointerScope scope = new PointerScope()) {
             Tensor cpu = torch.zeros(2, 3);
