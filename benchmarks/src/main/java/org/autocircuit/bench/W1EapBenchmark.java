@@ -6,6 +6,7 @@ import org.autocircuit.algorithms.MaskGradient;
 import org.autocircuit.algorithms.PruneRun;
 import org.autocircuit.bench.state.Gpt2SmallWorkload;
 import org.autocircuit.graph.PruneScores;
+import org.autocircuit.kernels.Device;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -26,6 +27,12 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <p>Before timing, the scores are checked against the exact EAP form (gradients at the destination inputs times
  * corrupt − clean source outputs), a separate computation that must give the same numbers.
+ *
+ * <p>{@code device} is {@code cpu} (the default) or {@code cuda}/{@code cuda:N} (needs the {@code gpu} build,
+ * docs/native.md "GPU"): the model, its masks and every intermediate are made there; each timed call ends with the
+ * scores copied to the host, which waits for the device.
+ *
+ * <pre>benchmarks/run W1 -p device=cuda</pre>
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -45,6 +52,9 @@ public class W1EapBenchmark {
     @Param({"0"})
     public int threads;
 
+    @Param({"cpu"})
+    public String device;
+
     Gpt2SmallWorkload workload;
 
     @Setup(Level.Trial)
@@ -54,7 +64,10 @@ public class W1EapBenchmark {
             + ", OPENBLAS_NUM_THREADS=" + System.getenv("OPENBLAS_NUM_THREADS")
             + ", OPENBLAS_THREAD_TIMEOUT=" + System.getenv("OPENBLAS_THREAD_TIMEOUT")
             + ", OMP_WAIT_POLICY=" + System.getenv("OMP_WAIT_POLICY"));
-        workload = new Gpt2SmallWorkload(Gpt2SmallWorkload.GPT2_SMALL, Gpt2SmallWorkload.kernels(kernels));
+        Device where = Device.parse(device);
+        where.ensureAvailable();
+        workload = new Gpt2SmallWorkload(Gpt2SmallWorkload.GPT2_SMALL, Gpt2SmallWorkload.kernels(kernels, where), where);
+        System.out.println("W1 on " + where + " with kernels " + workload.model.kernels().name());
         PruneScores fast = MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
         PruneScores exact = EdgeAttributionPatching.scores(PruneRun.of(workload.model, workload.batches));
         Gpt2SmallWorkload.checkClose(exact.flat(), fast.flat(), 1e-5, 1e-3, "W1 mask-gradient EAP vs exact EAP");
@@ -67,7 +80,7 @@ public class W1EapBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        Gpt2SmallWorkload.reportPeakRss("W1EapBenchmark", kernels);
+        Gpt2SmallWorkload.reportPeakRss("W1EapBenchmark", kernels + (device.equals("cpu") ? "" : "-" + device));
         workload.close();
     }
 }

@@ -21,7 +21,7 @@ import org.autocircuit.patching.RunCircuits;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.Gpt2Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.PromptPairBatch;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.autocircuit.kernels.Device;
 import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.HookedTransformer;
 import org.autocircuit.model.ModelConfig;
@@ -12,7 +13,7 @@ import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.Gpt2Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
-import org.autocircuit.tasks.PromptPairBatch;
+import org.autocircuit.data.PromptPairBatch;
 
 /**
  * The model and prompts of workloads W1/W2 (README's performance table): a GPT-2-small-shaped model with random weights
@@ -30,9 +31,29 @@ public final class Gpt2SmallWorkload implements AutoCloseable {
     public final List<PromptPairBatch> batches;
 
     public Gpt2SmallWorkload(ModelConfig cfg, Kernels kernels) throws IOException {
+        this(cfg, kernels, Device.CPU);
+    }
+
+    /**
+     * The workload with the model on {@code device} (the same weights on every device: drawn on the host with seed 0,
+     * then copied); the prompts stay on the host, and the model moves each batch's tokens.
+     */
+    public Gpt2SmallWorkload(ModelConfig cfg, Kernels kernels, Device device) throws IOException {
         this.batches = ioiBatches();
-        this.model = PatchableModel.of(HookedTransformer.randomInit(cfg, 0, 0.02), true, OutputSlice.LAST_SEQ, null, true,
-            kernels);
+        this.model = PatchableModel.of(HookedTransformer.randomInit(cfg, 0, 0.02, device), true, OutputSlice.LAST_SEQ,
+            null, true, kernels);
+    }
+
+    /**
+     * A benchmark's {@code kernels} parameter on {@code device}: on the CPU as {@link #kernels(String)}; on CUDA
+     * "reference" is libtorch's own CUDA ops and "native" the CUDA kernels ({@link Kernels#forDevice}, which falls
+     * back to the reference when the native library was built without CUDA).
+     */
+    public static Kernels kernels(String path, Device device) {
+        if (!device.isCuda()) return kernels(path);
+        if (path.equals("reference")) return Kernels.reference();
+        if (!path.equals("native")) throw new IllegalArgumentException("kernels must be reference or native, got " + path);
+        return Kernels.forDevice(device);
     }
 
     /** The 32 prompts, batch 16, in file order. */
