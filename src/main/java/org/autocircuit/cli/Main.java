@@ -92,7 +92,9 @@ public final class Main implements Runnable {
                 commandLine.getErr().println("autocircuit: " + ex.getMessage());
                 return 2;
             }
-            commandLine.getErr().println("autocircuit: " + ex);
+            // a libtorch failure that says the GPU ran out of memory names the allocation; say what to change
+            commandLine.getErr().println("autocircuit: " + ex
+                + org.autocircuit.kernels.AutoCircuitNativeException.outOfMemoryAdvice(ex));
             return 1;
         });
         return cli.execute(args);

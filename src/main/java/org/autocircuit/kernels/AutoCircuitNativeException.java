@@ -21,11 +21,26 @@ public final class AutoCircuitNativeException extends RuntimeException {
      * Tried to allocate ...", or a CUDA kernel's cudaErrorMemoryAllocation): the message already names the
      * allocation; the activations of edge patching grow with batch x sequence x sources, so a smaller batch helps.
      */
-    static String advice(String message) {
+    public static String advice(String message) {
         if (message == null) return "";
         String m = message.toLowerCase(java.util.Locale.ROOT);
         if (m.contains("out of memory") || m.contains("cudaerrormemoryallocation")) {
             return " (out of device memory: try a smaller batch size, or fewer prompts per batch)";
+        }
+        return "";
+    }
+
+    /**
+     * {@link #advice(String)} for any failure, native or from a libtorch op of the model (where the allocation
+     * that failed is named in libtorch's message): the first message along the cause chain that says the device
+     * ran out of memory gives the advice; "" when none does, or when the message already carries it.
+     */
+    public static String outOfMemoryAdvice(Throwable failure) {
+        String top = failure == null ? null : failure.getMessage();
+        if (top != null && top.contains("out of device memory: try a smaller batch")) return "";
+        for (Throwable t = failure; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            String a = advice(t.getMessage());
+            if (!a.isEmpty()) return a;
         }
         return "";
     }

@@ -129,7 +129,8 @@ final class JobManager implements AutoCloseable {
                     job.finish(Job.State.FAILED, e.getMessage());
                 } catch (Throwable e) {
                     lease.discard();
-                    job.finish(Job.State.FAILED, "the job crashed: " + e);
+                    job.finish(Job.State.FAILED, "the job crashed: " + e
+                        + org.autocircuit.kernels.AutoCircuitNativeException.outOfMemoryAdvice(e));
                 }
             }
         } catch (CancellationException e) {
@@ -137,7 +138,8 @@ final class JobManager implements AutoCloseable {
         } catch (IllegalArgumentException | UnsupportedOperationException e) {
             job.finish(Job.State.FAILED, "cannot load the task: " + e.getMessage());
         } catch (Throwable e) {
-            job.finish(Job.State.FAILED, "the job crashed while loading its task: " + e);
+            job.finish(Job.State.FAILED, "the job crashed while loading its task: " + e
+                + org.autocircuit.kernels.AutoCircuitNativeException.outOfMemoryAdvice(e));
         } finally {
             runningCount.decrementAndGet();
             Thread.interrupted(); // never leave an interrupt on a pooled worker

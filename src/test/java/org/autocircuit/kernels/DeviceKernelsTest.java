@@ -86,6 +86,19 @@ class DeviceKernelsTest {
     }
 
     @Test
+    void outOfMemoryInsideAModelOpIsFoundAlongTheCauseChainOnce() {
+        // libtorch's own message (a model op, not our kernels) wrapped by some caller: the advice is found
+        RuntimeException torch = new RuntimeException("CUDA out of memory. Tried to allocate 768.00 MiB (GPU 0; "
+            + "139.8 GiB total capacity; 139.1 GiB already allocated)");
+        String advice = AutoCircuitNativeException.outOfMemoryAdvice(new IllegalStateException("EAP failed", torch));
+        assertEquals(" (out of device memory: try a smaller batch size, or fewer prompts per batch)", advice);
+        // not repeated when the message already carries it, and nothing for other failures
+        assertEquals("", AutoCircuitNativeException.outOfMemoryAdvice(new AutoCircuitNativeException("edge_patch", torch)));
+        assertEquals("", AutoCircuitNativeException.outOfMemoryAdvice(new RuntimeException("bad shape")));
+        assertEquals("", AutoCircuitNativeException.outOfMemoryAdvice(null));
+    }
+
+    @Test
     void peakBandwidthFromClockAndBus() {
         // H100 SXM: HBM3 at 2619 MHz on a 5120-bit bus; H200: 3201 MHz, 6144 bits
         assertEquals(3352.32, CudaSupport.peakBandwidthGBs(2_619_000, 5120), 1e-9);
