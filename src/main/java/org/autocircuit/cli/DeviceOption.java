@@ -16,6 +16,20 @@ final class DeviceOption {
             + "means cuda:LOCAL_RANK. `autocircuit doctor` lists the devices.")
     String device = "cpu";
 
+    @Option(names = "--dtype", defaultValue = "float32", paramLabel = "DTYPE",
+        description = "The model's weights and activations: float32, bfloat16 or float16 (default: ${DEFAULT-VALUE}). "
+            + "Masks and the edge-patching sums stay float32.")
+    String dtype = "float32";
+
+    /** The parsed model dtype (exit code 2 for another value). */
+    org.bytedeco.pytorch.global.torch.ScalarType dtype() {
+        try {
+            return org.autocircuit.model.HookedTransformer.parseDtype(dtype);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--dtype: " + e.getMessage(), e);
+        }
+    }
+
     /**
      * The parsed, available device; in a process started by {@code autocircuit launch} (or torchrun / Slurm),
      * {@code cuda} without an index is the GPU of the process's local rank.

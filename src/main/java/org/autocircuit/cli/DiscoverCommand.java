@@ -125,6 +125,7 @@ final class DiscoverCommand implements Callable<Integer> {
         }
         // validate everything cheap before loading a model
         org.autocircuit.kernels.Device device = deviceOption.resolve();
+        org.bytedeco.pytorch.global.torch.ScalarType dtype = deviceOption.dtype();
         if (top < 0) throw new IllegalArgumentException("--top must be >= 0, got " + top);
         WeightProcessing processing = WeightProcessing.parse(weightProcessing);
         GqaLayout layout = GqaLayout.parse(gqaLayout, "--gqa-layout");
@@ -173,16 +174,17 @@ final class DiscoverCommand implements Callable<Integer> {
                     org.autocircuit.util.AtomicFiles.checkWritableFolder(checkpointDir, "--checkpoint-dir");
                 }
             }
-            run(t, paths, options, reportPath, processing, layout, dist, device);
+            run(t, paths, options, reportPath, processing, layout, dist, device, dtype);
         }
         return 0;
     }
 
     private void run(Task t, TaskPaths paths, Discovery.Options options, Path reportPath, WeightProcessing processing,
-                     GqaLayout layout, Collective dist, org.autocircuit.kernels.Device device) throws Exception {
+                     GqaLayout layout, Collective dist, org.autocircuit.kernels.Device device,
+                     org.bytedeco.pytorch.global.torch.ScalarType dtype) throws Exception {
         long t0 = System.nanoTime();
         // null kernels: the device's own (Kernels.best() on the CPU)
-        try (LoadedTask loaded = LoadedTask.load(t, paths, null, processing, layout, device);
+        try (LoadedTask loaded = LoadedTask.load(t, paths, null, processing, layout, device, dtype);
              ConsoleProgress progress = new ConsoleProgress(!dist.isLeader())) {
             InputFingerprint.checkSameOnAllRanks(dist, java.util.Map.of("model", t.modelPath(paths),
                 "dataset", t.datasetPath(paths)));

@@ -90,6 +90,7 @@ final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         org.autocircuit.kernels.Device device = deviceOption.resolve();
+        org.bytedeco.pytorch.global.torch.ScalarType dtype = deviceOption.dtype();
         Path modelDir = model != null ? model : Main.home().resolve("datasets/models/gpt2-tiny-random");
         Path data = dataset != null ? dataset : Main.home().resolve("datasets/ioi-32.json");
         // validate everything that needs no weights before the model loads
@@ -128,7 +129,7 @@ final class EvaluateCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         // launched data-parallel (docs/distributed.md): each rank scores and measures its batches; rank 0 prints
         try (Collective dist = ProcessGroupCollective.fromEnvironment();
-             PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing, device), true,
+             PatchableModel pm = PatchableModel.of(HookedTransformer.fromPretrained(modelDir, processing, device, dtype), true,
                 OutputSlice.LAST_SEQ, seqLen, true, layout, null)) {
             InputFingerprint.checkSameOnAllRanks(dist, Map.of("model", modelDir, "dataset", data));
             PruneScores scores = MaskGradient.scores(pm, loaded.train().batches(), MaskGradient.Options.eap(),

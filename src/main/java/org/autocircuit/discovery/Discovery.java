@@ -1,5 +1,6 @@
 package org.autocircuit.discovery;
 
+import org.bytedeco.pytorch.global.torch;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -164,8 +165,12 @@ public final class Discovery {
         double fullValue = valueAt(ends, nEdges);
         List<RegisteredAlgorithm> algos = options.algorithms();
         // what a checkpoint must agree on besides the graph and the first batch (docs/reliability.md)
+        // a 16-bit model gives other numbers than the float32 one: its dtype is part of the model's identity (the
+        // device is not: resuming a CPU run on a GPU is allowed)
+        torch.ScalarType dtype = loaded.model().model().dtype().intern();
         String modelPrint = options.checkpointDir() == null ? null
-            : org.autocircuit.util.Fingerprints.ofFolder(loaded.task().modelPath(paths));
+            : org.autocircuit.util.Fingerprints.ofFolder(loaded.task().modelPath(paths))
+                + (dtype == torch.ScalarType.Float ? "" : " dtype=" + dtype);
         String dataPrint = options.checkpointDir() == null ? null
             : org.autocircuit.util.Fingerprints.ofFile(loaded.task().datasetPath(paths)) + " " + loaded.task().loaderOptions();
         for (int i = 0; i < algos.size(); i++) {

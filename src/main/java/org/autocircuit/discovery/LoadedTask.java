@@ -95,20 +95,23 @@ public final class LoadedTask implements AutoCloseable {
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing,
                                   GqaLayout layout) throws IOException {
-        return load(task, paths, kernels, processing, layout, Device.CPU);
+        return load(task, paths, kernels, processing, layout, Device.CPU, org.bytedeco.pytorch.global.torch.ScalarType.Float);
     }
 
     /**
      * {@link #load(Task, TaskPaths, Kernels, WeightProcessing, GqaLayout)} with the model on {@code device}: its
-     * weights, masks, patch buffers, ablation values and key/value caches are made there.
+     * weights, masks, patch buffers, ablation values and key/value caches are made there; weights and activations
+     * in {@code dtype} (float32, bfloat16 or float16; masks stay float32).
      *
      * @param kernels the masked-difference implementation, or null for the device's own
      *                ({@link Kernels#forDevice}; on the CPU that is {@link Kernels#best()})
      * @throws IllegalStateException when the device is unavailable, before anything is read
      */
     public static LoadedTask load(Task task, TaskPaths paths, Kernels kernels, WeightProcessing processing,
-                                  GqaLayout layout, Device device) throws IOException {
+                                  GqaLayout layout, Device device, org.bytedeco.pytorch.global.torch.ScalarType dtype)
+            throws IOException {
         Objects.requireNonNull(device, "device").ensureAvailable();
+        HookedTransformer.checkDtype(dtype);
         Objects.requireNonNull(task, "task");
         Objects.requireNonNull(processing, "processing");
         Objects.requireNonNull(paths, "paths");
@@ -147,7 +150,7 @@ public final class LoadedTask implements AutoCloseable {
         requirePatchable(dataset, train, test);
         Integer seqLen = task.tokenCircuit() ? train.seqLen().orElseThrow() : null;
 
-        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing, device);
+        HookedTransformer transformer = HookedTransformer.fromPretrained(modelDir, processing, device, dtype);
         PatchableModel model;
         try {
             model = PatchableModel.of(transformer, task.factorized(), task.slice(), seqLen, task.separateQkv(), layout,

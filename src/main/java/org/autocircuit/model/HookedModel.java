@@ -58,6 +58,11 @@ public interface HookedModel extends AutoCloseable {
         return org.autocircuit.kernels.Device.CPU;
     }
 
+    /** The dtype of the model's activations (its source outputs): float32 unless the model says otherwise. */
+    default org.bytedeco.pytorch.global.torch.ScalarType dtype() {
+        return org.bytedeco.pytorch.global.torch.ScalarType.Float;
+    }
+
     /** Width of the residual stream: the last dimension of every source output. */
     int dModel();
 

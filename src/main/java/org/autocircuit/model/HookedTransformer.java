@@ -45,6 +45,7 @@ import org.bytedeco.pytorch.global.torch;
 public final class HookedTransformer implements HookedModel {
     private final ModelConfig cfg;
     private final Device device;
+    private final torch.ScalarType dtype;   // of the weights and every activation: float32, bfloat16 or float16
     private final OwnedTensors owned = new OwnedTensors();
     private final Tensor wE;        // [dVocab, dModel]
     private final Tensor wPos;      // [nCtx, dModel], null with rotary positions
@@ -68,9 +69,10 @@ public final class HookedTransformer implements HookedModel {
             Tensor wIn, Tensor bIn, Tensor wGate,        // [dModel, dMlp], [dMlp], [dModel, dMlp]
             Tensor wOut, Tensor bOut) {}                 // [dMlp, dModel], [dModel]
 
-    private HookedTransformer(ModelConfig cfg, TransformerWeights w, Device device) {
+    private HookedTransformer(ModelConfig cfg, TransformerWeights w, Device device, torch.ScalarType dtype) {
         this.cfg = cfg;
         this.device = java.util.Objects.requireNonNull(device, "device");
+        this.dtype = dtype;
         try (PointerScope scope = new PointerScope()) {
             if (w.blocks().size() != cfg.nLayers()) {
                 throw new IllegalArgumentException("weights have " + w.blocks().size() + " blocks, config " + cfg.nLayers());
@@ -97,9 +99,11 @@ public final class HookedTransformer implements HookedModel {
             lnFinalB = ownOrNull(w.lnFinalB());
             wU = own(w.wU());
             bU = ownOrNull(w.bU());
-            rotaryFreq = cfg.positions() instanceof ModelConfig.Rotary r ? own(RotaryFrequencies.of(r)) : null;
+            // rotary angles are formed in float32 whatever the model's dtype (positions up to n_ctx need the bits)
+            rotaryFreq = cfg.positions() instanceof ModelConfig.Rotary r
+                ? owned.adopt(onDevice(RotaryFrequencies.of(r))) : null;
             kvHeadOfHead = cfg.groupSize() == 1 ? null
-                : own(kvHeads(cfg.nHeads(), cfg.groupSize()));
+                : owned.adopt(onDevice(kvHeads(cfg.nHeads(), cfg.groupSize())));
         } catch (RuntimeException e) {
             owned.close();
             throw e;
@@ -118,9 +122,13 @@ public final class HookedTransformer implements HookedModel {
         return heads.permute(1, 0, 2).reshape(d, -1).contiguous();
     }
 
-    /** Adopts a weight on the model's device (a copy there when it was loaded elsewhere, freed with the build scope). */
+    /**
+     * Adopts a weight in the model's dtype on its device: converted on the host first (a 16-bit model moves half the
+     * bytes), then copied; the intermediate copies go with the build scope.
+     */
     private Tensor own(Tensor t) {
-        return owned.adopt(onDevice(t));
+        Tensor typed = t.scalar_type().intern() == dtype ? t : t.to(dtype);
+        return owned.adopt(onDevice(typed));
     }
 
     private Tensor ownOrNull(Tensor t) {
@@ -167,8 +175,21 @@ public final class HookedTransformer implements HookedModel {
      */
     public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing, Device device)
             throws IOException {
+        return fromPretrained(folder, processing, device, torch.ScalarType.Float);
+    }
+
+    /**
+     * {@link #fromPretrained(Path, WeightProcessing, Device)} with the weights, and so every activation, in
+     * {@code dtype}: float32, bfloat16 or float16 (the weights are read and processed in float32, then converted).
+     * Masks stay float32; the edge-patching kernels accumulate in float32 and round once.
+     *
+     * @throws IllegalArgumentException for another dtype, naming it
+     */
+    public static HookedTransformer fromPretrained(Path folder, WeightProcessing processing, Device device,
+                                                   torch.ScalarType dtype) throws IOException {
         java.util.Objects.requireNonNull(processing, "processing");
         java.util.Objects.requireNonNull(device, "device").ensureAvailable();
+        checkDtype(dtype);
         if (!Files.isDirectory(folder)) {
             throw new IllegalArgumentException("model folder " + folder + " does not exist or is not a directory");
         }
@@ -190,7 +211,7 @@ public final class HookedTransformer implements HookedModel {
                 // tensor converted. (It holds the processed checkpoint beside the model while building; GPT-2-sized
                 // models only.) The config/weights checks below apply to plain loads.
                 source.loadIfPresent("lm_head.bias", read.config().dVocab());
-                return build(read.architecture(), processing.config(read.config()), source, device);
+                return build(read.architecture(), processing.config(read.config()), source, device, dtype);
             }
             ModelConfig cfg = read.config();
             checkLayers(cfg, checkpoint, config);
@@ -214,7 +235,7 @@ public final class HookedTransformer implements HookedModel {
                 }
             };
             HookedTransformer model = build(read.architecture(), processing.config(cfg), processing.apply(cfg, tracked),
-                device);
+                device, dtype);
             try {
                 checkLeftovers(cfg, checkpoint, used, config);
             } catch (RuntimeException e) {
@@ -285,18 +306,45 @@ public final class HookedTransformer implements HookedModel {
     /** {@link #fromWeights(ModelConfig, WeightSource)} with the weights copied to {@code device}. */
     public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource namedWeights, Device device)
             throws IOException {
+        return fromWeights(cfg, namedWeights, device, torch.ScalarType.Float);
+    }
+
+    /** {@link #fromWeights(ModelConfig, WeightSource, Device)} with the weights in {@code dtype} (see {@link #fromPretrained(Path, WeightProcessing, Device, torch.ScalarType)}). */
+    public static HookedTransformer fromWeights(ModelConfig cfg, WeightSource namedWeights, Device device,
+                                                torch.ScalarType dtype) throws IOException {
         java.util.Objects.requireNonNull(device, "device").ensureAvailable();
-        return build(Architectures.forName(cfg.architecture()), cfg, namedWeights, device);
+        checkDtype(dtype);
+        return build(Architectures.forName(cfg.architecture()), cfg, namedWeights, device, dtype);
+    }
+
+    /** The model dtypes: float32, bfloat16 and float16. */
+    public static void checkDtype(torch.ScalarType dtype) {
+        if (dtype == null) throw new IllegalArgumentException("model dtype must not be null");
+        torch.ScalarType d = dtype.intern();
+        if (d != torch.ScalarType.Float && d != torch.ScalarType.BFloat16 && d != torch.ScalarType.Half) {
+            throw new IllegalArgumentException("model dtype must be float32, bfloat16 or float16, got " + d);
+        }
+    }
+
+    /** Parses a model dtype name: {@code float32}, {@code bfloat16} or {@code float16} (also fp32, bf16, fp16). */
+    public static torch.ScalarType parseDtype(String name) {
+        String n = name == null ? "" : name.trim().toLowerCase(java.util.Locale.ROOT);
+        return switch (n) {
+            case "float32", "fp32", "float" -> torch.ScalarType.Float;
+            case "bfloat16", "bf16" -> torch.ScalarType.BFloat16;
+            case "float16", "fp16", "half" -> torch.ScalarType.Half;
+            default -> throw new IllegalArgumentException("dtype must be float32, bfloat16 or float16, got '" + name + "'");
+        };
     }
 
     /**
      * Converts in a scope that frees the weights if building fails half-way. The adapter builds every weight on
      * the host; the constructor copies each to the device, and the host copies go with this scope.
      */
-    private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source, Device device)
-            throws IOException {
+    private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source, Device device,
+                                           torch.ScalarType dtype) throws IOException {
         try (PointerScope scope = new PointerScope()) {
-            return new HookedTransformer(cfg, arch.weights(cfg, source), device);
+            return new HookedTransformer(cfg, arch.weights(cfg, source), device, dtype.intern());
         }
     }
 
@@ -334,6 +382,12 @@ public final class HookedTransformer implements HookedModel {
     @Override
     public Device device() {
         return device;
+    }
+
+    /** The dtype of the weights and activations. */
+    @Override
+    public torch.ScalarType dtype() {
+        return dtype;
     }
 
     @Override
@@ -664,6 +718,10 @@ public final class HookedTransformer implements HookedModel {
         int rot = (int) rotaryFreq.size(0), half = rot / 2;
         Tensor angles = positions.to(torch.ScalarType.Float).unsqueeze(-1).div(rotaryFreq);   // [(batch,) seq, rot]
         Tensor cos = angles.cos().unsqueeze(-2), sin = angles.sin().unsqueeze(-2);            // [(batch,) seq, 1, rot]
+        if (x.scalar_type().intern() != torch.ScalarType.Float) {                              // a 16-bit model stays 16-bit
+            cos = cos.to(x.scalar_type());
+            sin = sin.to(x.scalar_type());
+        }
         Tensor xRot = rot == cfg.dHead() ? x : x.narrow(3, 0, rot);
         Tensor flipped = torch.cat(new TensorVector(xRot.narrow(3, half, half).neg(), xRot.narrow(3, 0, half)), 3);
         Tensor rotated = xRot.mul(cos).add(flipped.mul(sin));

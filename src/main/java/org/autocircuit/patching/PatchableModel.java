@@ -361,7 +361,7 @@ public final class PatchableModel implements AutoCloseable {
 
     /** A zero source buffer {@code [nSrc, batch, seq, dModel]} in the caller's scope (see {@link #srcOutputs}). */
     public Tensor sourceBuffer(long batch, long seq) {
-        return torch.zeros(new long[] {graph.nSrcs(), batch, seq, dModel}, onModelDevice(torch.ScalarType.Float));
+        return torch.zeros(new long[] {graph.nSrcs(), batch, seq, dModel}, onModelDevice(model.dtype()));
     }
 
     /** A tensor the caller made for this model must be on its device: else an error naming both, before any pass. */

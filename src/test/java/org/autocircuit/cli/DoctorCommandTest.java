@@ -87,6 +87,20 @@ class DoctorCommandTest {
     }
 
     @Test
+    void discoverRunsABfloat16ModelAndRefusesOtherDtypes(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path result = dir.resolve("r.json");
+        ReportCommandTest.Outcome ok = ReportCommandTest.run("discover", "--model", "datasets/models/induction-2l",
+            "--dataset", "datasets/induction.json", "--no-report", "--top", "1", "--algorithms", "EAP",
+            "--device", "cpu", "--dtype", "bfloat16", "--result", result.toString());
+        assertEquals(0, ok.code(), ok.err());
+        JsonNode r = new com.fasterxml.jackson.databind.ObjectMapper().readTree(result.toFile());
+        assertEquals("custom", r.path("run").path("task").asText());
+        ReportCommandTest.Outcome bad = ReportCommandTest.run("discover", "--dtype", "int8");
+        assertEquals(2, bad.code(), bad.out());
+        assertTrue(bad.err().contains("--dtype") && bad.err().contains("'int8'"), bad.err());
+    }
+
+    @Test
     void cudaVersionsAreDecoded() {
         assertEquals("13.3", DoctorCommand.versionString(13030));
         assertEquals("12.9", DoctorCommand.versionString(12090));
