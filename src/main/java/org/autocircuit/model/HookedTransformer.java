@@ -38,9 +38,10 @@ import org.bytedeco.pytorch.global.torch;
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
  *
- * <p>Device: the weights live on the model's {@link #device()} (moved there one tensor at a time as the model is
- * built, so the host holds at most the checkpoint's tensors, never two copies on the device); every intermediate
- * of a pass is made there, and token ids and padding masks handed in on another device are moved to it on entry.
+ * <p>Device: the weights live on the model's {@link #device()}: the adapter builds them on the host in float32, as
+ * for a CPU model, then each is converted to the model's dtype and copied, and the host copies are freed when the
+ * build ends (so the host needs the float32 model's memory once, while loading). Every intermediate of a pass is made
+ * on the device, and token ids and padding masks handed in from elsewhere are moved to it on entry.
  */
 public final class HookedTransformer implements HookedModel {
     private final ModelConfig cfg;
@@ -167,8 +168,8 @@ public final class HookedTransformer implements HookedModel {
     }
 
     /**
-     * {@link #fromPretrained(Path, WeightProcessing)} with the weights on {@code device}: each is read on the host,
-     * converted to float32 and copied to the device before the next is read.
+     * {@link #fromPretrained(Path, WeightProcessing)} with the weights on {@code device}: read and built on the host
+     * in float32, then copied to the device one tensor at a time.
      *
      * @throws IllegalStateException when the device is unavailable (no CUDA build, no such device index), before
      *                               any file is read
