@@ -1,5 +1,6 @@
 package org.autocircuit.serve;
 
+import org.autocircuit.kernels.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Path;
@@ -24,14 +25,15 @@ import org.autocircuit.tasks.Tasks;
  *
  * @param json    the request as submitted
  * @param task    the task to load (a registry task, or a custom one over a model folder and dataset file)
- * @param load    how its model is loaded (weight processing, GQA layout): part of the loaded model's identity
+ * @param load    how its model is loaded (weight processing, GQA layout, device, dtype): part of the loaded model's
+ *                identity
  * @param options what to run on it
  */
 record JobRequest(ObjectNode json, Task task, ModelCache.LoadOptions load, Discovery.Options options) {
 
     static final Set<String> FIELDS = Set.of("task", "model", "dataset", "algorithms", "ablation", "patch_type",
         "edge_counts", "metrics", "faithfulness_metric", "seed", "top_edges", "graph", "batch_size", "batch_count",
-        "weight_processing", "gqa_layout");
+        "weight_processing", "gqa_layout", "device", "dtype");
     static final Set<String> GRAPH_FIELDS = Set.of("token_circuit", "factorized", "separate_qkv");
     static final List<String> DEFAULT_ALGORITHMS = List.of("EAP");
 
@@ -115,11 +117,24 @@ record JobRequest(ObjectNode json, Task task, ModelCache.LoadOptions load, Disco
         } catch (IllegalArgumentException e) {
             throw ApiException.badRequest("gqa_layout", e.getMessage());
         }
+        Device device;
+        try {
+            device = Device.parse(string(o, "device", "cpu"));
+            device.ensureAvailable();
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw ApiException.badRequest("device", e.getMessage());
+        }
+        org.bytedeco.pytorch.global.torch.ScalarType dtype;
+        try {
+            dtype = org.autocircuit.model.HookedTransformer.parseDtype(string(o, "dtype", "float32"));
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badRequest("dtype", e.getMessage());
+        }
 
         Task task = task(o, catalog, limits);
         Discovery.Options options = Discovery.Options.parse(algorithms, ablation, patchType, edgeCounts, metrics,
             faithfulness, seed, top, null);
-        return new JobRequest(o.deepCopy(), task, new ModelCache.LoadOptions(processing, layout), options);
+        return new JobRequest(o.deepCopy(), task, new ModelCache.LoadOptions(processing, layout, device, dtype), options);
     }
 
     private static Task task(ObjectNode o, Catalog catalog, ServeConfig limits) {

@@ -1,5 +1,7 @@
 package org.autocircuit.serve;
 
+import org.autocircuit.kernels.Device;
+import org.bytedeco.pytorch.global.torch;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,7 +15,6 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
 import org.autocircuit.discovery.LoadedTask;
 import org.autocircuit.graph.GqaLayout;
-import org.autocircuit.kernels.Kernels;
 import org.autocircuit.model.WeightProcessing;
 import org.autocircuit.tasks.Task;
 import org.autocircuit.tasks.TaskPaths;
@@ -37,14 +38,22 @@ final class ModelCache implements AutoCloseable {
 
     /**
      * How a task's model is loaded. Jobs share a loaded model only when these agree too: the same folder with TL
-     * weight processing, or with the other GQA layout, is another model and another graph.
+     * weight processing, or with the other GQA layout, is another model and another graph; on another device, or in
+     * another dtype, it is another copy of the weights.
      */
-    record LoadOptions(WeightProcessing processing, GqaLayout layout) {
+    record LoadOptions(WeightProcessing processing, GqaLayout layout, Device device, torch.ScalarType dtype) {
         static final LoadOptions DEFAULT = new LoadOptions(WeightProcessing.NONE, GqaLayout.UNGROUPED);
+
+        LoadOptions(WeightProcessing processing, GqaLayout layout) {
+            this(processing, layout, Device.CPU, torch.ScalarType.Float);
+        }
 
         LoadOptions {
             Objects.requireNonNull(processing, "processing");
             Objects.requireNonNull(layout, "layout");
+            Objects.requireNonNull(device, "device");
+            Objects.requireNonNull(dtype, "dtype");
+            dtype = dtype.intern();
         }
     }
 
@@ -136,7 +145,9 @@ final class ModelCache implements AutoCloseable {
         try {
             synchronized (e.loadLock) {
                 if (e.loaded == null) {
-                    e.loaded = LoadedTask.load(task, paths, Kernels.best(), load.processing(), load.layout());
+                    // null kernels: the device's own (Kernels.best() on the CPU)
+                    e.loaded = LoadedTask.load(task, paths, null, load.processing(), load.layout(), load.device(),
+                        load.dtype());
                     Path weights = task.modelPath(paths).resolve("model.safetensors");
                     e.bytes = Files.isRegularFile(weights) ? Files.size(weights) : 0;
                 }
@@ -195,6 +206,8 @@ final class ModelCache implements AutoCloseable {
             m.put("task", e.task.key());
             m.put("weight_processing", e.key.load().processing().name().toLowerCase(java.util.Locale.ROOT));
             m.put("gqa_layout", e.key.load().layout().name().toLowerCase(java.util.Locale.ROOT));
+            m.put("device", e.key.load().device().toString());
+            m.put("dtype", e.key.load().dtype().name().toLowerCase(java.util.Locale.ROOT));
             m.put("model", e.task.modelPath(paths).getFileName().toString());
             m.put("dataset", e.task.datasetPath(paths).getFileName().toString());
             m.put("weights_bytes", e.bytes);

@@ -164,6 +164,12 @@ class ServerRequestsTest {
         refused("{\"task\": \"induction-2l\", \"edge_counts\": [1, -2]}", 400, "edge_counts[1]");
         refused("{\"task\": \"induction-2l\", \"edge_counts\": [1.5]}", 400, "edge_counts[0]");
         refused("{\"task\": \"induction-2l\", \"seed\": \"zero\"}", 400, "seed");
+        refused("{\"task\": \"induction-2l\", \"device\": \"gpu\"}", 400, "device");
+        refused("{\"task\": \"induction-2l\", \"device\": \"cuda:-1\"}", 400, "device");
+        // this test JVM has libtorch's CPU build: a CUDA device is refused, saying so, before any model loads
+        JsonNode cuda = refused("{\"task\": \"induction-2l\", \"device\": \"cuda:0\"}", 400, "device");
+        assertTrue(cuda.get("message").asText().contains("CPU build"), cuda.toString());
+        refused("{\"task\": \"induction-2l\", \"dtype\": \"int8\"}", 400, "dtype");
         refused("{\"task\": \"induction-2l\", \"weight_processing\": \"fold\"}", 400, "weight_processing");
         refused("{\"task\": \"induction-2l\", \"gqa_layout\": \"half\"}", 400, "gqa_layout");
         StringBuilder many = new StringBuilder("{\"task\": \"induction-2l\", \"edge_counts\": [0");
