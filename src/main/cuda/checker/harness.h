@@ -159,23 +159,27 @@ inline std::vector<Case> buildCases(bool quick) {
   }
   if (quick) return cases;
   for (const ModelShape& m : modelShapes()) {
-    // every layout and dtype at the model's width and source count, few tokens
+    // every layout, dtype and mask kind (dense; binary, which adds the sparse forward and the running sum) at the
+    // model's width and source count, few tokens
     for (int layout = 0; layout < 4; ++layout) {
       for (Dtype dt : dtypes) {
-        Case c;
-        c.model = m.name;
-        Problem& p = c.problem;
-        p.batch = 2;
-        p.seq = 3;
-        p.dModel = m.dModel;
-        p.nIn = m.nInQkv;
-        p.heads = {m.qHeads, m.kvHeads, m.kvHeads};
-        p.maskBatch = layout & 1;
-        p.maskSeq = layout & 2;
-        p.dtype = dt;
-        p.binary = layout == 0 && dt == Dtype::BF16;
-        p.seed = seed++;
-        cases.push_back(c);
+        for (int binary = 0; binary < 2; ++binary) {
+          Case c;
+          c.model = m.name;
+          Problem& p = c.problem;
+          p.batch = 2;
+          p.seq = 3;
+          p.dModel = m.dModel;
+          p.nIn = m.nInQkv;
+          p.heads = {m.qHeads, m.kvHeads, m.kvHeads};
+          p.maskBatch = layout & 1;
+          p.maskSeq = layout & 2;
+          p.dtype = dt;
+          p.binary = binary;
+          p.minorityPermille = 100;
+          p.seed = seed++;
+          cases.push_back(c);
+        }
       }
     }
     // timed: batch 16 x 16 tokens (B*S = 256), Q/K/V in one launch, dense and binary masks, every dtype

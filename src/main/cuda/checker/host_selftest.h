@@ -268,8 +268,14 @@ inline void testCasesAndBandwidth(SelfTest& t) {
   t.expect(!quick.empty() && full.size() > quick.size(), "quick is a subset of the full case list");
   bool layouts[4] = {}, dtypes[3] = {}, binary = false, gpt2 = false, llama = false, timedBoth = true;
   int timedGpt2 = 0, timedLlama = 0;
+  // at each model's shape, untimed: every (layout, dtype, dense/binary) combination
+  bool modelCombos[2][4][3][2] = {};
   for (const Case& c : full) {
     const Problem& p = c.problem;
+    const int model = c.model == "GPT-2 small" ? 0 : c.model == "Llama-3.2-1B" ? 1 : -1;
+    if (model >= 0 && !c.timed) {
+      modelCombos[model][int(p.maskBatch) + 2 * int(p.maskSeq)][int(p.dtype)][int(p.binary)] = true;
+    }
     layouts[int(p.maskBatch) + 2 * int(p.maskSeq)] = true;
     dtypes[int(p.dtype)] = true;
     binary |= p.binary;
@@ -285,6 +291,12 @@ inline void testCasesAndBandwidth(SelfTest& t) {
     }
   }
   timedBoth = timedGpt2 == 6 && timedLlama == 6;
+  bool allCombos = true;
+  for (auto& m : modelCombos)
+    for (auto& l : m)
+      for (auto& d : l)
+        for (bool b : d) allCombos &= b;
+  t.expect(allCombos, "every layout x dtype x mask kind at GPT-2-small and Llama-3.2-1B shapes");
   t.expect(layouts[0] && layouts[1] && layouts[2] && layouts[3], "every mask layout");
   t.expect(dtypes[0] && dtypes[1] && dtypes[2], "every dtype");
   t.expect(binary && gpt2 && llama && timedBoth, "binary masks, both models, timed cases for each dtype and mask kind");
