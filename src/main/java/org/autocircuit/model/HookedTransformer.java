@@ -68,7 +68,8 @@ public final class HookedTransformer implements HookedModel {
             Tensor wO, Tensor bO,                        // [nHeads, dHead, dModel], [dModel]
             Tensor ln2W, Tensor ln2B,
             Tensor wIn, Tensor bIn, Tensor wGate,        // [dModel, dMlp], [dMlp], [dModel, dMlp]
-            Tensor wOut, Tensor bOut) {}                 // [dMlp, dModel], [dModel]
+            Tensor wOut, Tensor bOut,                    // [dMlp, dModel], [dModel]
+            Tensor ln1PostW, Tensor ln2PostW) {}         // [dModel] post-norm gains (Gemma-2) or null
 
     private HookedTransformer(ModelConfig cfg, TransformerWeights w, Device device, torch.ScalarType dtype) {
         this.cfg = cfg;
@@ -94,7 +95,13 @@ public final class HookedTransformer implements HookedModel {
                     own(x.wO()), ownOrNull(x.bO()),
                     ownOrNull(x.ln2W()), ownOrNull(x.ln2B()),
                     ownOrNull(x.wIn()), ownOrNull(x.bIn()), ownOrNull(x.wGate()),
-                    ownOrNull(x.wOut()), ownOrNull(x.bOut()));
+                    ownOrNull(x.wOut()), ownOrNull(x.bOut()),
+                    ownOrNull(x.ln1PostW()), ownOrNull(x.ln2PostW()));
+                if (cfg.extras().postNorms() != (x.ln1PostW() != null && x.ln2PostW() != null)) {
+                    throw new IllegalArgumentException("block " + b + ": post-norm weights "
+                        + (cfg.extras().postNorms() ? "missing" : "given") + " but the config's postNorms is "
+                        + cfg.extras().postNorms());
+                }
             }
             lnFinalW = own(w.lnFinalW());
             lnFinalB = ownOrNull(w.lnFinalB());
@@ -493,6 +500,10 @@ public final class HookedTransformer implements HookedModel {
     private Tensor embed(Tensor tokens, Tensor positions, Tensor keyMask, int prefix) {
         long batch = tokens.size(0), seq = tokens.size(1);
         Tensor embed = wE.index_select(0, tokens.reshape(-1)).reshape(batch, seq, cfg.dModel());
+        if (cfg.extras().embedScale()) {
+            // Gemma: times sqrt(dModel) rounded to the activations' dtype first, as Hugging Face's normalizer is
+            embed = embed.mul(torch.scalar_tensor(new Scalar(Math.sqrt(cfg.dModel())), options(embed.scalar_type())));
+        }
         if (wPos == null) return embed;
         if (positions.dim() == 1) {
             return embed.add(wPos.index_select(0, positions).reshape(1, seq, cfg.dModel()));
@@ -543,7 +554,13 @@ public final class HookedTransformer implements HookedModel {
     public Tensor unembed(Tensor resid) {
         ensureOpen();
         Tensor logits = torch.matmul(norm(resid, lnFinalW, lnFinalB), wU);
-        return bU == null ? logits : logits.add(bU);
+        if (bU != null) logits = logits.add(bU);
+        return cfg.extras().finalSoftcap() > 0 ? softcap(logits, cfg.extras().finalSoftcap()) : logits;
+    }
+
+    /** Gemma-2's soft cap {@code cap · tanh(x / cap)}. */
+    private static Tensor softcap(Tensor x, double cap) {
+        return x.div(new Scalar(cap)).tanh().mul(new Scalar(cap));
     }
 
     /** Computes the frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens). */
@@ -621,8 +638,9 @@ public final class HookedTransformer implements HookedModel {
             k = torch.cat(new TensorVector(cache.keys(b), k), 1);                      // [batch, prefix+seq, nHeads, dHead]
             v = torch.cat(new TensorVector(cache.values(b), v), 1);
         }
-        Tensor z = attention(q, k, v, keyMask, hooks, p);                                       // [batch, seq, nHeads, dHead]
+        Tensor z = attention(q, k, v, keyMask, hooks, p, b);                                    // [batch, seq, nHeads, dHead]
         Tensor result = headResults(z, w.wO());                                       // [batch, seq, nHeads, dModel]
+        if (w.ln1PostW() != null) result = postNormPerHead(result, w.ln1PostW(), hooks, p);
         result = hooks.apply(p + "attn.hook_result", result);
         Tensor attnOut = result.sum(2);                                               // [batch, seq, dModel]
         if (w.bO() != null) attnOut = attnOut.add(w.bO());
@@ -638,9 +656,31 @@ public final class HookedTransformer implements HookedModel {
             residMid = hooks.apply(p + "hook_resid_mid", residPre.add(attnOut));
             mlpIn = hooks.apply(p + "hook_mlp_in", residMid);
         }
-        Tensor mlpOut = hooks.apply(p + "hook_mlp_out", mlp(norm(mlpIn, w.ln2W(), w.ln2B()), w));   // [batch, seq, dModel]
+        Tensor mlpOut = mlp(norm(mlpIn, w.ln2W(), w.ln2B()), w);                      // [batch, seq, dModel]
+        if (w.ln2PostW() != null) mlpOut = norm(mlpOut, w.ln2PostW(), null);
+        mlpOut = hooks.apply(p + "hook_mlp_out", mlpOut);
         Tensor residPost = cfg.parallelAttnMlp() ? residPre.add(attnOut).add(mlpOut) : residMid.add(mlpOut);
         return hooks.apply(p + "hook_resid_post", residPost);
+    }
+
+    /**
+     * Gemma-2's norm of the attention output, {@code x / s · g} with {@code x = Σ_h result_h} and
+     * {@code s = sqrt(mean(x²) + eps)}, applied to every head's output {@code result_h / s · g} so that the heads stay
+     * additive sources: their sum is the normed attention output. The scale {@code s [batch, seq, 1]} passes the hook
+     * point {@code blocks.b.ln1_post.hook_scale} and is a constant of the pass (detached from autograd): on an
+     * unpatched run it is that run's own scale, and gradients (EAP) see the norm linearised at it.
+     */
+    private Tensor postNormPerHead(Tensor result, Tensor gain, HookPoints hooks, String blockPrefix) {
+        Tensor summed = result.sum(2);                                                // [batch, seq, dModel]
+        Tensor scale = rmsScale(summed).detach();                                     // [batch, seq, 1]
+        scale = hooks.apply(blockPrefix + "ln1_post.hook_scale", scale);
+        return result.div(scale.unsqueeze(2)).mul(gain);                              // [batch, seq, nHeads, dModel]
+    }
+
+    /** {@code sqrt(mean(x²) + eps)} over the last dimension, kept: RMSNorm's divisor. */
+    private Tensor rmsScale(Tensor x) {
+        return x.pow(new Scalar(2)).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
+            .add(new Scalar(cfg.lnEps())).sqrt();
     }
 
     /**
@@ -736,20 +776,32 @@ public final class HookedTransformer implements HookedModel {
      * hooks do not observe the pattern, libtorch's fused {@code scaled_dot_product_attention} computes the same
      * output without forming it (about 0.6 instead of 1.5 ms per GPT-2-small block at 16 × 13 tokens).
      */
-    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor keyMask, HookPoints hooks, String blockPrefix) {
+    private Tensor attention(Tensor q, Tensor k, Tensor v, Tensor keyMask, HookPoints hooks, String blockPrefix,
+                             int layer) {
         long[] qs = q.shape();
         long seq = qs[1], total = k.shape()[1], prefix = total - seq;
+        ModelConfig.Extras extras = cfg.extras();
         // causal: query i (absolute position prefix+i) sees keys j ≤ prefix+i
         Tensor allowed = torch.ones(new long[] {seq, total}, options(torch.ScalarType.Float)).tril(prefix)
             .to(torch.ScalarType.Bool);                                                 // [seq, total]
+        if (extras.windowed(layer)) {
+            // sliding window: and keys j > prefix+i − window (itself and the window − 1 before it), as Hugging Face.
+            // Left padding sits before the real tokens, so distances in the padded sequence are distances in positions.
+            Tensor recent = torch.ones(new long[] {seq, total}, options(torch.ScalarType.Float))
+                .triu(prefix - extras.slidingWindow() + 1).to(torch.ScalarType.Bool);
+            allowed = allowed.logical_and(recent);
+        }
+        double divisor = Math.sqrt(extras.queryScale() > 0 ? extras.queryScale() : cfg.dHead());
         if (keyMask != null) {
             Tensor keys = keyMask.to(torch.ScalarType.Bool).unsqueeze(1).unsqueeze(1);       // [batch, 1, 1, total]
             allowed = allowed.unsqueeze(0).unsqueeze(0).logical_and(keys);                    // [batch, 1, seq, total]
         }
         Tensor qh = q.permute(0, 2, 1, 3);                                            // [batch, nHeads, seq, dHead]
-        if (!hooks.observes(blockPrefix + "attn.hook_pattern")) {
+        if (!hooks.observes(blockPrefix + "attn.hook_pattern") && extras.attnSoftcap() == 0) {
             Tensor z = torch.scaled_dot_product_attention(qh, k.permute(0, 2, 1, 3), v.permute(0, 2, 1, 3),
-                new TensorOptional(allowed), 0.0, false, new org.bytedeco.pytorch.DoubleOptional(), false);
+                new TensorOptional(allowed), 0.0, false, extras.queryScale() > 0
+                    ? new org.bytedeco.pytorch.DoubleOptional(1.0 / divisor) : new org.bytedeco.pytorch.DoubleOptional(),
+                false);
             if (keyMask != null) {
                 // rows with every key masked are 0, as the pattern path's nan_to_num makes them (libtorch 2.13's CPU
                 // kernel already gives 0 there, HookedTransformerGoldenTest checks it; this keeps it whatever kernel runs)
@@ -758,7 +810,8 @@ public final class HookedTransformer implements HookedModel {
             return z.permute(0, 2, 1, 3);                                             // [batch, seq, nHeads, dHead]
         }
         Tensor kh = k.permute(0, 2, 3, 1);                                            // [batch, nHeads, dHead, total]
-        Tensor scores = torch.matmul(qh, kh).div(new Scalar(Math.sqrt(cfg.dHead()))); // [batch, nHeads, seq, total]
+        Tensor scores = torch.matmul(qh, kh).div(new Scalar(divisor));               // [batch, nHeads, seq, total]
+        if (extras.attnSoftcap() > 0) scores = softcap(scores, extras.attnSoftcap());
         scores = scores.masked_fill(allowed.logical_not(), new Scalar(Double.NEGATIVE_INFINITY));
         Tensor pattern = scores.softmax(-1);
         if (keyMask != null) pattern = torch.nan_to_num(pattern, new org.bytedeco.pytorch.DoubleOptional(0.0),
@@ -805,9 +858,7 @@ public final class HookedTransformer implements HookedModel {
                 b == null ? new TensorOptional() : new TensorOptional(b), cfg.lnEps(), false);
         }
         // TransformerLens's RMSNorm: x / sqrt(mean(x²) + eps) · w, written as it does so the floats agree
-        Tensor scale = x.pow(new Scalar(2)).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional())
-            .add(new Scalar(cfg.lnEps())).sqrt();
-        return x.div(scale).mul(w);
+        return x.div(rmsScale(x)).mul(w);
     }
 
     /** The key mask over prefix and current positions, or null when nothing is padded. */

@@ -32,6 +32,7 @@ import org.autocircuit.model.arch.Architectures;
  * @param bosTokenId      the BOS token id
  * @param positions       learned absolute positions or rotary embeddings
  * @param biases          which projections carry a bias
+ * @param extras          sliding-window attention and Gemma-2's additions ({@link Extras#NONE} elsewhere)
  */
 public record ModelConfig(
         String architecture,
@@ -52,7 +53,51 @@ public record ModelConfig(
         boolean tiedUnembed,
         long bosTokenId,
         Positions positions,
-        Biases biases) {
+        Biases biases,
+        Extras extras) {
+
+    /** The 19 choices every family has, without {@link Extras}. */
+    public ModelConfig(String architecture, int nLayers, int dModel, int nHeads, int nKvHeads, int dHead, int dMlp,
+                       int dVocab, int nCtx, double lnEps, Norm norm, ActFn actFn, boolean attnOnly,
+                       boolean parallelAttnMlp, boolean gatedMlp, boolean tiedUnembed, long bosTokenId,
+                       Positions positions, Biases biases) {
+        this(architecture, nLayers, dModel, nHeads, nKvHeads, dHead, dMlp, dVocab, nCtx, lnEps, norm, actFn, attnOnly,
+            parallelAttnMlp, gatedMlp, tiedUnembed, bosTokenId, positions, biases, Extras.NONE);
+    }
+
+    /**
+     * What some families add to the plain transformer: sliding-window attention (Mistral, Gemma-2), and Gemma-2's
+     * soft-capping, norms after attention and MLP, scaled embeddings and query scale.
+     *
+     * @param slidingWindow   0 for none; else a query attends to itself and the {@code slidingWindow − 1} keys before it
+     * @param slidingLayers   which blocks use the window (Gemma-2 alternates); empty: every block
+     * @param attnSoftcap     0 for none; else attention scores become {@code cap · tanh(scores / cap)} before the mask
+     * @param finalSoftcap    0 for none; else logits become {@code cap · tanh(logits / cap)}
+     * @param queryScale      0 for {@code dHead}; else scores are divided by {@code sqrt(queryScale)}
+     *                        ({@code query_pre_attn_scalar})
+     * @param postNorms       an RMSNorm on the attention output and on the MLP output before each joins the residual
+     *                        stream (Gemma-2's {@code post_attention_layernorm} / {@code post_feedforward_layernorm});
+     *                        applied per head with the scale of the summed heads, so the heads stay additive sources
+     * @param embedScale      token embeddings are multiplied by {@code sqrt(dModel)} (rounded to the weights' dtype)
+     */
+    public record Extras(int slidingWindow, java.util.List<Boolean> slidingLayers, double attnSoftcap,
+                         double finalSoftcap, double queryScale, boolean postNorms, boolean embedScale) {
+        public static final Extras NONE = new Extras(0, java.util.List.of(), 0, 0, 0, false, false);
+
+        public Extras {
+            slidingLayers = java.util.List.copyOf(slidingLayers);
+            if (slidingWindow < 0) throw new IllegalArgumentException("slidingWindow must be >= 0, got " + slidingWindow);
+            if (attnSoftcap < 0 || finalSoftcap < 0 || queryScale < 0) {
+                throw new IllegalArgumentException("soft caps and queryScale must be >= 0, got " + attnSoftcap + ", "
+                    + finalSoftcap + ", " + queryScale);
+            }
+        }
+
+        /** Whether block {@code layer} attends through the sliding window. */
+        public boolean windowed(int layer) {
+            return slidingWindow > 0 && (slidingLayers.isEmpty() || slidingLayers.get(layer));
+        }
+    }
 
     /** MLP activations. */
     public enum ActFn {
@@ -162,6 +207,7 @@ public record ModelConfig(
         Objects.requireNonNull(actFn, "actFn");
         Objects.requireNonNull(positions, "positions");
         Objects.requireNonNull(biases, "biases");
+        Objects.requireNonNull(extras, "extras");
         require(nLayers > 0, "nLayers", nLayers);
         require(dModel > 0, "dModel", dModel);
         require(nHeads > 0, "nHeads", nHeads);
@@ -173,6 +219,14 @@ public record ModelConfig(
         require(attnOnly || dMlp > 0, "dMlp", dMlp);
         if (attnOnly && (parallelAttnMlp || gatedMlp)) {
             throw new IllegalArgumentException("an attention-only model cannot have parallel attention and MLP or a gated MLP");
+        }
+        if (!extras.slidingLayers().isEmpty() && extras.slidingLayers().size() != nLayers) {
+            throw new IllegalArgumentException("ModelConfig: " + extras.slidingLayers().size()
+                + " sliding-window layer flags for " + nLayers + " layers");
+        }
+        if (extras.postNorms() && (norm != Norm.RMS_NORM || biases.out() || parallelAttnMlp || attnOnly)) {
+            throw new IllegalArgumentException("ModelConfig: post-norms are implemented for sequential RMSNorm blocks "
+                + "with an MLP and no attention output bias (Gemma-2)");
         }
         if (positions instanceof Rotary r && r.rotaryDim() > dHead) {
             throw new IllegalArgumentException("ModelConfig: rotary dimension " + r.rotaryDim() + " exceeds dHead " + dHead);
@@ -207,7 +261,13 @@ public record ModelConfig(
     /** A copy with another architecture name (same pieces), for adapters that differ from another only by name. */
     public ModelConfig withArchitecture(String name) {
         return new ModelConfig(name, nLayers, dModel, nHeads, nKvHeads, dHead, dMlp, dVocab, nCtx, lnEps, norm, actFn,
-            attnOnly, parallelAttnMlp, gatedMlp, tiedUnembed, bosTokenId, positions, biases);
+            attnOnly, parallelAttnMlp, gatedMlp, tiedUnembed, bosTokenId, positions, biases, extras);
+    }
+
+    /** A copy with other {@link Extras} (same pieces otherwise). */
+    public ModelConfig withExtras(Extras e) {
+        return new ModelConfig(architecture, nLayers, dModel, nHeads, nKvHeads, dHead, dMlp, dVocab, nCtx, lnEps, norm,
+            actFn, attnOnly, parallelAttnMlp, gatedMlp, tiedUnembed, bosTokenId, positions, biases, e);
     }
 
     /**

@@ -48,8 +48,18 @@ public record TransformerWeights(Tensor wE, Tensor wPos, List<Block> blocks, Ten
      * @param wGate {@code [dModel, dMlp]} gate of a gated MLP, or null
      * @param wOut  {@code [dMlp, dModel]} or null for attention-only models
      * @param bOut  {@code [dModel]} or null
+     * @param ln1PostW {@code [dModel]} gain of the RMSNorm on the attention output (Gemma-2), or null
+     * @param ln2PostW {@code [dModel]} gain of the RMSNorm on the MLP output (Gemma-2), or null
      */
     public record Block(Tensor ln1W, Tensor ln1B, Tensor wQ, Tensor bQ, Tensor wK, Tensor bK, Tensor wV, Tensor bV,
                         Tensor wO, Tensor bO, Tensor ln2W, Tensor ln2B, Tensor wIn, Tensor bIn, Tensor wGate,
-                        Tensor wOut, Tensor bOut) {}
+                        Tensor wOut, Tensor bOut, Tensor ln1PostW, Tensor ln2PostW) {
+
+        /** A block without post-norms (every family but Gemma-2). */
+        public Block(Tensor ln1W, Tensor ln1B, Tensor wQ, Tensor bQ, Tensor wK, Tensor bK, Tensor wV, Tensor bV,
+                     Tensor wO, Tensor bO, Tensor ln2W, Tensor ln2B, Tensor wIn, Tensor bIn, Tensor wGate,
+                     Tensor wOut, Tensor bOut) {
+            this(ln1W, ln1B, wQ, bQ, wK, bK, wV, bV, wO, bO, ln2W, ln2B, wIn, bIn, wGate, wOut, bOut, null, null);
+        }
+    }
 }

@@ -8,8 +8,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The Gemma-2 fixture (attention and final logit soft-capping, norms after attention and MLP, a sliding-window layer
  * then a full one, embeddings scaled by sqrt(d_model), query_pre_attn_scalar 24 instead of d_head, gains stored as
- * 1 + weight) against Hugging Face's eager logits. Skips, saying so, only while the model loader does not support
- * {@code Gemma2ForCausalLM} (see {@link FamilyReference}).
+ * 1 + weight) against Hugging Face's eager logits.
  */
 @Tag("golden")
 class Gemma2ReferenceLogitsTest {

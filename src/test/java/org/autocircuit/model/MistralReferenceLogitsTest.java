@@ -8,9 +8,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The Mistral fixture (GQA, untied unembedding) against Hugging Face's eager logits: without a sliding window from one
  * {@code model.safetensors} and from two shards with {@code model.safetensors.index.json}, and with a sliding window
- * of 4 tokens, shorter than the 15-token prompts. Skips, saying so, only while the model loader does not support
- * {@code MistralForCausalLM}, and the window case also while the loader refuses prompts longer than the window
- * (see {@link FamilyReference}).
+ * of 4 tokens, shorter than the 15-token prompts (every query attends to itself and the 3 tokens before it).
  */
 @Tag("golden")
 class MistralReferenceLogitsTest {

@@ -7,8 +7,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The Qwen2 fixture (q/k/v biases, tied embeddings, rope_theta 1e6, embedding padded beyond the tokenizer) against
- * Hugging Face's eager logits. Skips, saying so, only while the model loader does not support
- * {@code Qwen2ForCausalLM} (see {@link FamilyReference}).
+ * Hugging Face's eager logits.
  */
 @Tag("golden")
 class Qwen2ReferenceLogitsTest {

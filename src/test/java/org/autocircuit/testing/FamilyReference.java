@@ -9,20 +9,14 @@ import java.io.IOException;
 import java.nio.file.Path;
 import org.autocircuit.model.HookPoints;
 import org.autocircuit.model.HookedTransformer;
-import org.autocircuit.model.ModelConfig;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * Checks a model folder of fixtures/families/ against the Hugging Face logits that
  * src/test/scripts/make_family_fixtures.py recorded with it ({@code reference_logits*.json}).
- *
- * <p>The one skip: when the model loader rejects the folder's architecture as unsupported (its error lists the
- * supported architectures, and the folder's is not among them), the calling test is aborted, saying so. Any other
- * failure, including a supported architecture that fails to load, fails the test.
  */
 public final class FamilyReference {
     /** Logits agree with Hugging Face's float32 eager forward to this (the GPT-2 golden tests use the same). */
@@ -39,16 +33,14 @@ public final class FamilyReference {
     public static void check(String family, String folder, String reference) throws IOException {
         Path dir = Fixtures.resource("families/" + family + "/" + folder);
         JsonNode ref = JSON.readTree(Fixtures.resource("families/" + family + "/" + reference).toFile());
-        try (HookedTransformer model = loadOrSkip(dir)) {
+        try (HookedTransformer model = load(dir)) {
             assertMatches(model, ref, dir);
         }
     }
 
     /**
-     * As {@link #check}, for a folder whose {@code sliding_window} is shorter than the prompts. A loader that does not
-     * mask attention to the window may instead cap the context length at it, refusing longer prompts with a clear
-     * error (the Mistral adapter does): then the test is aborted, saying so. Only that refusal skips: the loaded
-     * context length must equal {@code sliding_window} and the error must be the context-length one.
+     * As {@link #check}, for a folder whose {@code sliding_window} is shorter than the prompts: asserts that it is (so
+     * the reference really exercises the window) before comparing.
      */
     public static void checkSlidingWindow(String family, String folder, String reference) throws IOException {
         Path dir = Fixtures.resource("families/" + family + "/" + folder);
@@ -56,41 +48,14 @@ public final class FamilyReference {
         int window = JSON.readTree(dir.resolve("config.json").toFile()).path("sliding_window").asInt(0);
         int seq = ref.path("prompts").get(0).path("ids").size();
         assertTrue(window > 0 && window < seq, dir + ": expected a sliding window shorter than the " + seq + "-token prompts");
-        try (HookedTransformer model = loadOrSkip(dir)) {
-            try {
-                assertMatches(model, ref, dir);
-            } catch (IllegalArgumentException e) {
-                if (model.config().nCtx() == window && String.valueOf(e.getMessage()).contains("exceeds n_ctx")) {
-                    Assumptions.abort("the model loader caps the context at the sliding window (" + window
-                        + ") instead of masking attention to it: " + e.getMessage());
-                }
-                throw e;
-            }
+        try (HookedTransformer model = load(dir)) {
+            assertEquals(window, model.config().extras().slidingWindow(), dir + ": the loaded model's window");
+            assertMatches(model, ref, dir);
         }
     }
 
-    /** The model of {@code folder}, or an aborted test when its architecture is not supported (see class doc). */
-    public static HookedTransformer loadOrSkip(Path folder) throws IOException {
-        String arch = JSON.readTree(folder.resolve("config.json").toFile()).path("architectures").path(0).asText();
-        try {
-            ModelConfig.fromHuggingFace(folder.resolve("config.json"));
-        } catch (IllegalArgumentException e) {
-            if (isUnsupportedArchitecture(e, arch)) {
-                Assumptions.abort("the model loader does not support " + arch + " yet: " + e.getMessage());
-            }
-            throw e;
-        }
+    private static HookedTransformer load(Path folder) throws IOException {
         return HookedTransformer.fromPretrained(folder);
-    }
-
-    /**
-     * Whether {@code e} is the loader's "architecture not supported" error for {@code arch}: its message names
-     * {@code arch}, then lists the supported architectures, and {@code arch} is not in that list.
-     */
-    static boolean isUnsupportedArchitecture(IllegalArgumentException e, String arch) {
-        String m = e.getMessage();
-        int at = m == null ? -1 : m.indexOf("supported architectures:");
-        return at >= 0 && m.substring(0, at).contains(arch) && !m.substring(at).contains(arch);
     }
 
     private static void assertMatches(HookedTransformer model, JsonNode ref, Path dir) {

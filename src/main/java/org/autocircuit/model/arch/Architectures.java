@@ -14,7 +14,8 @@ public final class Architectures {
     private Architectures() {}
 
     /** Every adapter; a new family is one more entry. */
-    public static final List<Architecture> ALL = List.of(new Gpt2(), new NeoX(), new Llama(), new Mistral(), new Qwen2());
+    public static final List<Architecture> ALL = List.of(new Gpt2(), new NeoX(), new Llama(), new Mistral(), new Qwen2(),
+        new Gemma2());
 
     /** A config read by its adapter. */
     public record Read(Architecture architecture, ModelConfig config) {}

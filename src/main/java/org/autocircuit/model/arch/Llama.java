@@ -97,7 +97,7 @@ public class Llama implements Architecture {
     }
 
     /** A projection {@code [n*dh, d]} ({@code y = x W^T}) as per-head {@code [n, d, dh]}. */
-    private static Tensor heads(WeightSource hf, String name, int n, int dh, int d) throws IOException {
+    static Tensor heads(WeightSource hf, String name, int n, int dh, int d) throws IOException {
         return Scoped.load(hf, name, new long[] {(long) n * dh, d}, t -> t.reshape(n, dh, d).permute(0, 2, 1).contiguous());
     }
 
@@ -106,7 +106,7 @@ public class Llama implements Architecture {
     }
 
     /** An {@code nn.Linear} weight {@code [out, in]} as {@code [in, out]}. */
-    private static Tensor transposed(WeightSource hf, String name, int out, int in) throws IOException {
+    static Tensor transposed(WeightSource hf, String name, int out, int in) throws IOException {
         return Scoped.load(hf, name, new long[] {out, in}, t -> t.t().contiguous());
     }
 }

@@ -1,10 +1,12 @@
 package org.autocircuit.model.arch;
 
+import java.util.List;
+import org.autocircuit.model.ModelConfig;
+
 /**
- * {@code MistralForCausalLM}: Llama's layout and tensor names, with grouped-query attention. Its sliding-window
- * attention ({@code sliding_window}, 4,096 tokens in Mistral-7B) only changes prompts longer than the window, which
- * circuit-discovery prompts never are; {@link org.autocircuit.model.HookedTransformer} refuses longer ones through
- * {@code nCtx}, which this adapter caps at the window.
+ * {@code MistralForCausalLM}: Llama's layout and tensor names, with grouped-query attention and sliding-window
+ * attention in every block when {@code sliding_window} is set (4,096 tokens in Mistral-7B v0.1; null, i.e. full
+ * causal attention, from v0.2 on): a query attends to itself and the {@code sliding_window − 1} tokens before it.
  */
 public final class Mistral extends Llama {
 
@@ -13,15 +15,11 @@ public final class Mistral extends Llama {
     }
 
     @Override
-    public org.autocircuit.model.ModelConfig config(ConfigJson json, String archName) {
-        org.autocircuit.model.ModelConfig cfg = super.config(json, archName);
+    public ModelConfig config(ConfigJson json, String archName) {
+        ModelConfig cfg = super.config(json, archName);
         int window = json.integer("sliding_window", 0);
-        if (window > 0 && window < cfg.nCtx()) {
-            return new org.autocircuit.model.ModelConfig(cfg.architecture(), cfg.nLayers(), cfg.dModel(), cfg.nHeads(),
-                cfg.nKvHeads(), cfg.dHead(), cfg.dMlp(), cfg.dVocab(), window, cfg.lnEps(), cfg.norm(), cfg.actFn(),
-                cfg.attnOnly(), cfg.parallelAttnMlp(), cfg.gatedMlp(), cfg.tiedUnembed(), cfg.bosTokenId(),
-                cfg.positions(), cfg.biases());
-        }
-        return cfg;
+        if (window < 0) throw json.error("sliding_window", "must be a positive integer or null, got " + window);
+        if (window == 0 || window >= cfg.nCtx()) return cfg;   // a window as long as the context changes nothing
+        return cfg.withExtras(new ModelConfig.Extras(window, List.of(), 0, 0, 0, false, false));
     }
 }

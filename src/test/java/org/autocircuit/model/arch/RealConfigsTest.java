@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The config.json files of real checkpoints (src/test/resources/configs, the public Hugging Face values: Pythia-70m,
- * Pythia-160m, Llama-3.2-1B, Qwen2.5-0.5B, Mistral-7B-v0.1) read by their adapters, and the edge counts of their
+ * Pythia-160m, Llama-3.2-1B, Qwen2.5-0.5B, Mistral-7B-v0.1, Gemma-2-2B) read by their adapters, and the edge counts of their
  * factorized graphs (separate Q/K/V, component level) in both grouped-query layouts, against a closed form computed
  * here: every destination reads every source of an earlier graph layer.
  */
@@ -44,7 +44,8 @@ class RealConfigsTest {
         "pythia-160m,      GPTNeoXForCausalLM, 12, 12, 12,  64, 16,  true, false, 32347,   32347",
         "llama-3.2-1b,     LlamaForCausalLM,   16, 32,  8,  64, 64, false, true,  386713,  195865",
         "qwen2.5-0.5b,     Qwen2ForCausalLM,   24, 14,  2,  64, 64, false, true,  179749,  79813",
-        "mistral-7b,       MistralForCausalLM, 32, 32,  8, 128, 128, false, false, 1592881, 805681"})
+        "mistral-7b,       MistralForCausalLM, 32, 32,  8, 128, 128, false, false, 1592881, 805681",
+        "gemma-2-2b,       Gemma2ForCausalLM,  26,  8,  4, 256, 256, false, true,  74218,   50610"})
     void adaptersReadRealConfigsAndGraphsHaveTheClosedFormEdgeCounts(String name, String arch, int layers, int heads,
             int kv, int dHead, int rotaryDim, boolean parallel, boolean tied, int ungrouped, int grouped) throws Exception {
         ModelConfig cfg = ModelConfig.fromHuggingFace(Fixtures.resource("configs/" + name + ".json"));
@@ -83,11 +84,26 @@ class RealConfigsTest {
         assertEquals(new ModelConfig.Biases(true, false, false), qwen.biases());
         assertEquals(1e6, ((ModelConfig.Rotary) qwen.positions()).theta());
         ModelConfig mistral = ModelConfig.fromHuggingFace(Fixtures.resource("configs/mistral-7b.json"));
-        assertEquals(4096, mistral.nCtx(), "capped at the sliding window");
+        assertEquals(32768, mistral.nCtx(), "the full context");
+        assertEquals(4096, mistral.extras().slidingWindow(), "a sliding window in every block");
+        assertTrue(mistral.extras().windowed(0) && mistral.extras().windowed(31));
+        ModelConfig gemma = ModelConfig.fromHuggingFace(Fixtures.resource("configs/gemma-2-2b.json"));
+        ModelConfig.Extras g = gemma.extras();
+        assertEquals(new ModelConfig.Extras(4096, gemmaAlternating(26), 50.0, 30.0, 256, true, true), g);
+        assertTrue(g.windowed(0) && !g.windowed(1) && g.windowed(24) && !g.windowed(25), "even blocks windowed");
+        assertEquals(ModelConfig.ActFn.GELU_NEW, gemma.actFn(), "gelu_pytorch_tanh is the tanh approximation");
+        assertTrue(gemma.gatedMlp());
+        assertEquals(2, gemma.bosTokenId());
         ModelConfig pythia = ModelConfig.fromHuggingFace(Fixtures.resource("configs/pythia-70m.json"));
         assertEquals(ModelConfig.Norm.LAYER_NORM, pythia.norm());
         assertEquals(ModelConfig.ActFn.GELU, pythia.actFn());
         assertEquals(ModelConfig.Biases.ALL, pythia.biases());
+    }
+
+    private static java.util.List<Boolean> gemmaAlternating(int layers) {
+        java.util.List<Boolean> out = new java.util.ArrayList<>();
+        for (int i = 0; i < layers; i++) out.add(i % 2 == 0);
+        return out;
     }
 
     @Test
