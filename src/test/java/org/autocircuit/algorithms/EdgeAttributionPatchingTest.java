@@ -41,19 +41,20 @@ class EdgeAttributionPatchingTest {
     }
 
     static Stream<Arguments> exactCases() {
-        return GoldenFixture.cases("prune_scores_eap_exact_{graph}.json");
+        return GoldenFixture.casesWithKernels("prune_scores_eap_exact_{graph}.json");
     }
 
     @Tag("golden")
-    @ParameterizedTest(name = "{0} {1} graph")
+    @ParameterizedTest(name = "{0} {1} graph, {2} kernels")
     @MethodSource("exactCases")
-    void matchesAutoCircuitGolden(GoldenFixture fixture, String graphKind) {
-        try (PatchableModel model = fixture.patchable(graphKind, Kernels.reference())) {
+    void matchesAutoCircuitGolden(GoldenFixture fixture, String graphKind, String kernels) {
+        try (PatchableModel model = fixture.patchable(graphKind, Fixtures.kernels(kernels))) {
             PruneScores expected = Fixtures.pruneScores(model.graph(),
                 fixture.golden("prune_scores_eap_exact_" + graphKind + ".json").get("prune_scores"));
             PruneScores actual = EdgeAttributionPatching.scores(model, fixture.data().train().batches(),
                 EdgeAttributionPatching.Options.autoCircuit(), Progress.NONE);
-            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + fixture + " " + graphKind + " graph");
+            assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + fixture + " " + graphKind + " graph, "
+                + kernels + " kernels");
         }
     }
 

@@ -27,9 +27,9 @@ class MaskGradientGoldenTest {
 
     /**
      * Integrated gradients run 11 gradient passes per batch; on a token graph that is several seconds a case. The
-     * default run checks them on the primary fixture's token graph and every component graph; the token graphs of
-     * the other fixtures (TransformerLens processing, whose IG scores equal the primary's to 5e-7) are in
-     * {@link #slowIgCases()}.
+     * default run checks them on every component graph and on the token graphs of the primary fixture and the other
+     * families; the token graphs of the primary model's variants (TransformerLens processing, whose IG scores equal
+     * the primary's to 5e-7) are in {@link #slowIgCases()}.
      */
     static Stream<Arguments> igCases() {
         return GoldenFixture.casesWithKernels("prune_scores_mask_gradient_ig10_{graph}.json").filter(a -> !slowIg(a));
@@ -41,7 +41,7 @@ class MaskGradientGoldenTest {
 
     private static boolean slowIg(Arguments a) {
         GoldenFixture fixture = (GoldenFixture) a.get()[0];
-        return fixture != GoldenFixture.PRIMARY && fixture.graph((String) a.get()[1]).seqLen() != null;
+        return fixture.isVariantOfPrimary() && fixture.graph((String) a.get()[1]).seqLen() != null;
     }
 
     @ParameterizedTest(name = "{0} {1} graph, {2} kernels")

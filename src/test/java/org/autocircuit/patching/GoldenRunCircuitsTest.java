@@ -63,7 +63,10 @@ class GoldenRunCircuitsTest {
                             where + ": logit diff at " + count + " edges");
                     }
                     if (ablation == AblationType.RESAMPLE) checkPerPrompt(golden, patchType, outs, test, where);
-                    checkEveryMetric(byAblation.get(ablation.name()), outs, new ModelMetricContext(model, test), where);
+                    double cleanLogitDiff = Math.abs(fixture.golden("clean_logits.json").get("test")
+                        .get("clean_logit_diff").asDouble());
+                    checkEveryMetric(byAblation.get(ablation.name()), outs, new ModelMetricContext(model, test),
+                        cleanLogitDiff, where);
                 }
             }
         }
@@ -90,8 +93,18 @@ class GoldenRunCircuitsTest {
         }
     }
 
-    /** All eight golden metrics, through the metric registry, on the real run_circuits outputs. */
-    private static void checkEveryMetric(JsonNode expectedByMetric, CircuitOutputs outs, ModelMetricContext ctx, String where) {
+    /**
+     * All eight golden metrics, through the metric registry, on the real run_circuits outputs: rtol 1e-3 with a floor
+     * of 2e-6 for values that are ~0 (KL of identical outputs).
+     * <p>
+     * One exception, met on the rotary fixtures: a circuit that cuts every path to the output leaves the final
+     * residual at float rounding noise, which the final norm scales up to logits of ~1e-5. Their values and order
+     * depend on summation order (AutoCircuit, the reference and the native kernels each give other noise), so at such
+     * a point (see {@link #atNoiseFloor}) logit-valued metrics are held to 2e-5, as the logits are, and the metrics
+     * that rank such logits (the percentages but Logit Diff Percent) cannot be compared.
+     */
+    private static void checkEveryMetric(JsonNode expectedByMetric, CircuitOutputs outs, ModelMetricContext ctx,
+                                         double cleanLogitDiff, String where) {
         expectedByMetric.fields().forEachRemaining(e -> {
             List<Measurement> actual = PruneMetrics.byKey(e.getKey()).measure(ctx, outs);
             assertEquals(e.getValue().size(), actual.size(), where + " " + e.getKey() + ": number of points");
@@ -99,11 +112,26 @@ class GoldenRunCircuitsTest {
                 JsonNode point = e.getValue().get(i);
                 assertEquals(point.get(0).asDouble(), actual.get(i).x(), 0, where + " " + e.getKey() + " edge count");
                 double expected = point.get(1).asDouble();
-                // rtol 1e-3 (the bar) with a floor for values that are ~0 (KL of identical outputs)
-                assertEquals(expected, actual.get(i).y(), 1e-3 * Math.abs(expected) + 2e-6,
-                    where + " " + e.getKey() + " at " + point.get(0).asInt() + " edges");
+                String at = where + " " + e.getKey() + " at " + point.get(0).asInt() + " edges";
+                if (atNoiseFloor(expectedByMetric, i)) {
+                    if (e.getKey().contains("Percent") && !e.getKey().equals("Logit Diff Percent")) continue;
+                    double atol = e.getKey().equals("Logit Diff Percent") ? 100 * 2e-5 / cleanLogitDiff : 2e-5;
+                    assertEquals(expected, actual.get(i).y(), atol + 1e-3 * Math.abs(expected), at);
+                    continue;
+                }
+                assertEquals(expected, actual.get(i).y(), 1e-3 * Math.abs(expected) + 2e-6, at);
             }
         });
+    }
+
+    /**
+     * Whether point {@code i} of a golden run is a circuit whose logits sit at float noise: AutoCircuit's Logit Diff and
+     * Answer Logit there are nonzero but below 1e-4 (exactly 0 is a clean cut: no path to the output at all).
+     */
+    private static boolean atNoiseFloor(JsonNode byMetric, int i) {
+        double diff = Math.abs(byMetric.get("Logit Diff").get(i).get(1).asDouble());
+        double answer = Math.abs(byMetric.get("Answer Logit").get(i).get(1).asDouble());
+        return diff < 1e-4 && answer < 1e-4 && (diff > 0 || answer > 0);
     }
 
     /** Mean over batches of the batch mean of logit[answer] − logit[wrong] (AutoCircuit's Logit Diff). */

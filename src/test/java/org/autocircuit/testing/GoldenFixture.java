@@ -53,9 +53,25 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
     /** One attention-input destination per head instead of Q, K and V (graph and forward pass only). */
     public static final GoldenFixture COMBINED_QKV = fromHeader("golden/combined_qkv");
 
-    /** Every golden fixture the golden suite runs on. */
+    /**
+     * A tiny random Llama (grouped-query attention, 4 query / 2 key-value heads, RMSNorm, SwiGLU, rotary; bf16
+     * weights), ungrouped graph layout (one K and one V destination per query head, as AutoCircuit builds it).
+     */
+    public static final GoldenFixture LLAMA = fromHeader("families/llama/golden");
+    /** A tiny random GPT-NeoX / Pythia (parallel attention and MLP, partial rotary, untied 50,304-row unembedding). */
+    public static final GoldenFixture NEOX = fromHeader("families/neox/golden");
+
+    /** Every golden fixture the golden suite runs on: the GPT-2 fixture's four folders and the other families. */
     public static List<GoldenFixture> all() {
-        return List.of(PRIMARY, TL_DEFAULT, NODE, COMBINED_QKV);
+        return List.of(PRIMARY, TL_DEFAULT, NODE, COMBINED_QKV, LLAMA, NEOX);
+    }
+
+    /**
+     * Whether the fixture is the primary GPT-2 model seen another way (processed weights, another graph layout): its
+     * costliest cases repeat the primary's code paths and may go to the slow run.
+     */
+    public boolean isVariantOfPrimary() {
+        return this != PRIMARY && modelDir.equals(PRIMARY.modelDir);
     }
 
     /** The graph options AutoCircuit used for one graph kind ({@code component}, {@code token}). */
@@ -69,8 +85,10 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
      */
     public static GoldenFixture fromHeader(String goldenDir) {
         JsonNode header = read(goldenDir + "/graph.json").get("header");
+        // golden -> primary, golden/node -> node, families/llama/golden -> llama
         String name = goldenDir.equals("golden") ? "primary"
-            : goldenDir.replaceFirst("^golden/", "").replaceFirst("/golden$", "").replace('/', '-');
+            : goldenDir.replaceFirst("^golden/", "").replaceFirst("^families/", "").replaceFirst("/golden$", "")
+                .replace('/', '-');
         return new GoldenFixture(name, goldenDir, relative(header.get("model").asText()),
             relative(header.get("dataset").asText()));
     }
@@ -159,9 +177,18 @@ public record GoldenFixture(String name, String goldenDir, String modelDir, Stri
         }
     }
 
+    /**
+     * The dataset, tokenized as AutoCircuit tokenized it: by the model folder's own tokenizer, or, for the family
+     * folders that hold none (their goldens were made with GPT-2's tokenizer, the fixtures README says), GPT-2's.
+     * The golden tests check the token ids against the golden files, so a wrong choice fails there.
+     */
     public Datasets.LoadedDatasets data() {
         try {
-            return Datasets.load(Fixtures.resource(dataset), loaderOptions(), Tokenizers.forModel(modelPath()));
+            boolean ownTokenizer = java.nio.file.Files.exists(modelPath().resolve("tokenizer.json"))
+                || java.nio.file.Files.exists(modelPath().resolve("vocab.txt"))
+                || java.nio.file.Files.exists(modelPath().resolve("vocab.json"));
+            return Datasets.load(Fixtures.resource(dataset), loaderOptions(),
+                ownTokenizer ? Tokenizers.forModel(modelPath()) : new org.autocircuit.tasks.Gpt2Tokenizer());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
