@@ -125,6 +125,23 @@ class RealConfigsTest {
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromHuggingFace(missing));
         assertTrue(e.getMessage().contains("missing.json") && e.getMessage().contains("hidden_size"), e.getMessage());
 
+        String gemma = Files.readString(Fixtures.resource("configs/gemma-2-2b.json"));
+        Path types = dir.resolve("types.json");
+        Files.writeString(types, gemma.replace("\"sliding_window\": 4096,",
+            "\"sliding_window\": 4096, \"layer_types\": [\"sliding_attention\", \"full_attention\"],"));
+        e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromHuggingFace(types));
+        assertTrue(e.getMessage().contains("types.json") && e.getMessage().contains("'layer_types'")
+            && e.getMessage().contains("26"), e.getMessage());
+        Path cap = dir.resolve("cap.json");
+        Files.writeString(cap, gemma.replace("\"attn_logit_softcapping\": 50.0", "\"attn_logit_softcapping\": -1"));
+        e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromHuggingFace(cap));
+        assertTrue(e.getMessage().contains("cap.json") && e.getMessage().contains("'attn_logit_softcapping'"), e.getMessage());
+        Path window = dir.resolve("window.json");
+        Files.writeString(window, Files.readString(Fixtures.resource("configs/mistral-7b.json"))
+            .replace("\"sliding_window\": 4096", "\"sliding_window\": \"wide\""));
+        e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromHuggingFace(window));
+        assertTrue(e.getMessage().contains("window.json") && e.getMessage().contains("'sliding_window'"), e.getMessage());
+
         Path arch = dir.resolve("arch.json");
         Files.writeString(arch, llama.replace("LlamaForCausalLM", "FalconForCausalLM"));
         e = assertThrows(IllegalArgumentException.class, () -> ModelConfig.fromHuggingFace(arch));
