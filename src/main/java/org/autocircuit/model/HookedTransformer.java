@@ -23,8 +23,9 @@ import org.bytedeco.pytorch.global.torch;
  * dHead]}, {@code W_O [nHeads, dHead, dModel]}, ...), whose pieces the {@link ModelConfig} chooses: learned or
  * rotary positions (full or partial, half-split layout, {@code linear} / {@code llama3} scaling), LayerNorm or
  * RMSNorm, a plain or gated MLP, sequential or parallel attention and MLP, optional biases, grouped-query attention,
- * and a tied or untied unembedding. One adapter per Hugging Face architecture ({@link org.autocircuit.model.arch})
- * maps a checkpoint onto it.
+ * a tied or untied unembedding, and the {@link ModelConfig.Extras} some families add (sliding-window attention,
+ * soft-capping, norms after attention and MLP, scaled embeddings). One adapter per Hugging Face architecture
+ * ({@link org.autocircuit.model.arch}) maps a checkpoint onto it.
  *
  * <p>It follows {@code HookedTransformer} with {@code use_attn_result}, {@code use_split_qkv_input}
  * (or {@code use_attn_in}), {@code use_hook_mlp_in} and {@code ungroup_grouped_query_attention} on, and no weight
