@@ -16,4 +16,10 @@ class Gemma2ReferenceLogitsTest {
     void bf16WeightsMatchHuggingFace() throws IOException {
         FamilyReference.check("gemma2", "model", "reference_logits.json");
     }
+
+    /** Left-padded prompts of 7 to 15 tokens with the sliding window: Hugging Face's last-position logits. */
+    @Test
+    void leftPaddedPromptsMatchHuggingFace() throws IOException {
+        FamilyReference.checkPadded("gemma2", "model", "reference_logits_padded.json");
+    }
 }

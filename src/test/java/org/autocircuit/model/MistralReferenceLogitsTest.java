@@ -26,4 +26,10 @@ class MistralReferenceLogitsTest {
     void slidingWindowOfFourMatchesHuggingFace() throws IOException {
         FamilyReference.checkSlidingWindow("mistral", "model", "reference_logits.json");
     }
+
+    /** Left-padded prompts of 7 to 15 tokens with the sliding window: Hugging Face's last-position logits. */
+    @Test
+    void leftPaddedPromptsMatchHuggingFace() throws IOException {
+        FamilyReference.checkPadded("mistral", "model", "reference_logits_padded.json");
+    }
 }

@@ -54,6 +54,42 @@ public final class FamilyReference {
         }
     }
 
+    /**
+     * Left-padded prompts ({@code reference_logits_padded.json}, written by
+     * src/test/scripts/padded_window_reference.py): 8 prompts of 7 to 15 real tokens padded on the left to 15, run with
+     * their attention mask; every prompt's full last-position logits within {@link #TOLERANCE} of Hugging Face's.
+     */
+    public static void checkPadded(String family, String folder, String reference) throws IOException {
+        Path dir = Fixtures.resource("families/" + family + "/" + folder);
+        JsonNode ref = JSON.readTree(Fixtures.resource("families/" + family + "/" + reference).toFile());
+        JsonNode ids = ref.path("ids"), mask = ref.path("attention_mask"), last = ref.path("last_logits");
+        int n = ids.size(), seq = ids.get(0).size(), vocab = last.get(0).size();
+        long[] flatIds = new long[n * seq], flatMask = new long[n * seq];
+        boolean padded = false;
+        for (int i = 0; i < n; i++) {
+            for (int t = 0; t < seq; t++) {
+                flatIds[i * seq + t] = ids.get(i).get(t).asLong();
+                flatMask[i * seq + t] = mask.get(i).get(t).asLong();
+                padded |= flatMask[i * seq + t] == 0;
+            }
+        }
+        assertTrue(padded, dir + ": the padded reference pads some prompt");
+        try (HookedTransformer model = load(dir); PointerScope scope = new PointerScope()) {
+            Tensor logits = model.forward(HostTensor.ofLongs(flatIds, n, seq).toTensor(),
+                HostTensor.ofLongs(flatMask, n, seq).toTensor(), HookPoints.NONE, OutputSlice.LAST_SEQ);
+            assertEquals(vocab, logits.size(1), dir + ": vocabulary size");
+            float[] ours = HostTensor.of(logits).floats();
+            for (int i = 0; i < n; i++) {
+                double worst = 0;
+                for (int v = 0; v < vocab; v++) {
+                    worst = Math.max(worst, Math.abs(last.get(i).get(v).asDouble() - ours[i * vocab + v]));
+                }
+                assertTrue(worst <= TOLERANCE, dir.getFileName() + " padded prompt " + i + ": last-position logits differ by "
+                    + worst);
+            }
+        }
+    }
+
     private static HookedTransformer load(Path folder) throws IOException {
         return HookedTransformer.fromPretrained(folder);
     }
