@@ -42,7 +42,7 @@ final class DiscoverCommand implements Callable<Integer> {
         defaultValue = DEFAULT_TASK)
     String task;
 
-    @Option(names = "--model", description = "A Hugging Face model folder (GPT-2, GPT-NeoX/Pythia, Llama, Mistral or Qwen2; one safetensors file or shards) for a custom task; needs --dataset.")
+    @Option(names = "--model", description = "A Hugging Face model folder (GPT-2, GPT-NeoX/Pythia, Llama, Mistral, Qwen2 or Gemma-2; one safetensors file or shards) for a custom task; needs --dataset.")
     Path model;
 
     @Option(names = "--dataset", description = "A dataset JSON (AutoCircuit format) for a custom task; needs --model.")

@@ -48,7 +48,7 @@ import picocli.CommandLine.Option;
     description = "Score edges (EAP) on the train split and print circuit metrics per edge count on the test split.")
 final class EvaluateCommand implements Callable<Integer> {
 
-    @Option(names = "--model", description = "Hugging Face model folder (config.json + model.safetensors or shards; GPT-2, GPT-NeoX, Llama, Mistral, Qwen2). Default: the bundled model.")
+    @Option(names = "--model", description = "Hugging Face model folder (config.json + model.safetensors or shards; GPT-2, GPT-NeoX, Llama, Mistral, Qwen2, Gemma-2). Default: the bundled model.")
     Path model;
 
     @Option(names = "--dataset", description = "Dataset JSON (AutoCircuit format). Default: the bundled 32 IOI prompts.")
