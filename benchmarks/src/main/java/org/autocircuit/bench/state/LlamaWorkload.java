@@ -19,8 +19,7 @@ import org.bytedeco.pytorch.global.torch;
  * The model and prompts of workloads W5/W6: a random model of Llama-3.2-1B's shape (16 layers, d_model 2048, 32 query
  * and 8 key/value heads of 64, gated SiLU MLP of 8192, RMSNorm, rotary with rope_theta 5·10⁵ and llama3 scaling, tied
  * unembedding, the real vocabulary of 128,256 rows; 1.24 billion parameters), its weights drawn normal(0, 0.02) and
- * rounded to bf16 (as a bf16 checkpoint holds them; the engine computes in float32, so they are held upcast: about
- * 5 GB), seed 0; the 32 IOI prompts of datasets/ioi-32.json (GPT-2 token ids, all below the vocabulary size) in
+ * rounded to bf16 (as a bf16 checkpoint holds them), held and computed in float32 (about 5 GB), seed 0; the 32 IOI prompts of datasets/ioi-32.json (GPT-2 token ids, all below the vocabulary size) in
  * batches of {@code batchSize}; the factorized graph with Q/K/V split in the given grouped-query layout (386,713 edges
  * ungrouped, 195,865 grouped), last position.
  */
