@@ -174,6 +174,32 @@ public final class PatchableModel implements AutoCloseable {
         if (old != null) old.close();
     }
 
+    /**
+     * While the returned scope is open, forward passes over {@code count} prompts use rows {@code [start, start +
+     * count)} of the KV cache built for batches of {@code whole} prompts: a data-parallel rank evaluating its part of a
+     * batch. A cache that exists for {@code count} prompts is set aside meanwhile and restored by {@code close()}.
+     * Nothing happens without a cache for {@code whole}, or when the part is the whole batch.
+     */
+    public KvCachePart kvCachePart(long whole, int start, int count) {
+        ensureOpen();
+        KvCache full = kvCaches.get(whole);
+        if (full == null || count == whole) return () -> {};
+        KvCache part = full.rows(start, count);
+        KvCache setAside = kvCaches.put((long) count, part);
+        return () -> {
+            if (closed) return;     // the model freed every cache already
+            KvCache mine = setAside == null ? kvCaches.remove((long) count) : kvCaches.put((long) count, setAside);
+            if (mine != null) mine.close();
+        };
+    }
+
+    /** The scope of {@link #kvCachePart}. */
+    @FunctionalInterface
+    public interface KvCachePart extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     // ---- forward passes ----
 
     /**
