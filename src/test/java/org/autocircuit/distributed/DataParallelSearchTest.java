@@ -12,6 +12,8 @@ import java.util.List;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.autocircuit.algorithms.Acdc;
+import org.autocircuit.algorithms.CircuitProbing;
+import org.autocircuit.algorithms.SubnetworkProbing;
 import org.autocircuit.algorithms.PruneRun;
 import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.discovery.LoadedTask;
@@ -22,6 +24,7 @@ import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.tasks.TaskPaths;
 import org.autocircuit.tasks.Tasks;
 import org.autocircuit.testing.Fixtures;
+import org.autocircuit.util.Progress;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -195,5 +198,87 @@ class DataParallelSearchTest {
             assertArrayEquals(expected.flat(), Acdc.scores(PruneRun.of(m, fixtureBatches()).withCheckpoint(copy), o).flat(),
                 "resumed in one process");
         }
+    }
+
+    // ---- probing ----
+
+    /** Probing's masks, scores and loss curve on one rank, and how many all-reduces it made. */
+    record Probed(float[] masks, float[] scores, List<Double> losses, int allReduces) {}
+
+    /** Probes the fixture model: 2 batches of 8 prompts, hard-concrete samples with dropout, seed 7. */
+    static Probed probe(String which, Collective c) {
+        Counting counting = new Counting(c);
+        try (PatchableModel m = fixtureModel(false)) {
+            PruneRun run = new PruneRun(m, fixtureBatches(), null, Progress.NONE, 7L, null, counting);
+            float[] scores;
+            List<Double> losses = List.of();
+            if (which.equals("subnetwork")) {
+                SubnetworkProbing.Result r = SubnetworkProbing.train(run, SubnetworkProbing.Options.defaults()
+                    .withEpochs(4).withRegularizeLambda(0.5).withDropoutP(0.1));
+                scores = r.scores().flat();
+                losses = r.losses();
+            } else if (which.equals("tree")) {
+                SubnetworkProbing.Result r = SubnetworkProbing.train(run, SubnetworkProbing.Options.defaults()
+                    .withEpochs(4).withTreeOptimisation(true).withRegularizeLambda(0.5)
+                    .withFaithfulnessTarget(SubnetworkProbing.FaithfulnessTarget.ANSWER));
+                scores = r.scores().flat();
+                losses = r.losses();
+            } else {
+                scores = CircuitProbing.scores(run, CircuitProbing.Options.defaults().withEpochs(3)
+                    .withCircuitSizes(List.of(CircuitProbing.CircuitSize.of(10), CircuitProbing.CircuitSize.of(40))))
+                    .flat();
+            }
+            return new Probed(m.currentMasks().flat(), scores, losses, counting.allReduces.get());
+        }
+    }
+
+    /**
+     * The same seed on {@code world} launched ranks gives one process's masks up to float rounding (the gradients
+     * are summed in another order; 1e-4 absolute on masks of size ~2 after 8 Adam steps of 0.1), circuit probing
+     * the same levels, and the loss curve within 1e-4 relative.
+     */
+    private static void assertProbing(String which, int world, Path dir) throws Exception {
+        Probed single = probe(which, Collective.single());
+        Path file = dir.resolve(which + "-" + world + ".txt");
+        LaunchTest.Run run = LaunchTest.launch(world, 1, TIMEOUT, Duration.ofSeconds(10), ProbingWorker.class.getName(),
+            List.of(which, file.toString()));
+        assertEquals(0, run.exitCode(), run.stderr());
+        List<String> got = Files.readAllLines(file);
+        List<String> want = ProbingWorker.lines(single);
+        int steps = single.losses().isEmpty() ? 0 : single.losses().size();
+        assertTrue(Integer.parseInt(got.get(0).split(" ")[1]) >= 8,
+            which + ": rank 0 summed gradients every step: " + got.get(0));
+        assertEquals(want.size(), got.size(), which + ": values written");
+        double moved = 0;
+        for (int i = 1; i < want.size(); i++) {
+            String[] w = want.get(i).split(" "), g = got.get(i).split(" ");
+            assertEquals(w[0], g[0], "line " + i);
+            double a = Double.parseDouble(w[1]), b = Double.parseDouble(g[1]);
+            switch (w[0]) {
+                case "mask" -> {
+                    assertEquals(a, b, 1e-4, which + " " + want.get(i) + " (line " + i + ") on " + world + " ranks");
+                    moved = Math.max(moved, Math.abs(Math.abs(a) - Math.log(5)));
+                }
+                case "score" -> {
+                    if (which.equals("circuit")) assertEquals(a, b, 0.0, which + " level, line " + i);
+                }
+                default -> assertEquals(a, b, 1e-4 * Math.abs(a) + 1e-6, which + " loss, line " + i + " of " + steps);
+            }
+        }
+        assertTrue(moved > 0.05, which + ": the masks trained away from their start (" + moved + ")");
+    }
+
+    @Test
+    void probingOnTwoLaunchedRanksFollowsOneProcess(@TempDir Path dir) throws Exception {
+        assertProbing("subnetwork", 2, dir);
+    }
+
+    @Test
+    @Tag("slow")
+    void probingOnMoreLaunchedRanksFollowsOneProcess(@TempDir Path dir) throws Exception {
+        assertProbing("circuit", 2, dir);
+        assertProbing("subnetwork", 3, dir);
+        assertProbing("tree", 3, dir);
+        assertProbing("circuit", 3, dir);
     }
 }
