@@ -67,6 +67,7 @@ public final class ProcessGroupCollective implements Collective {
      */
     public static ProcessGroupCollective join(DistributedEnvironment env) {
         if (!env.isDistributed()) throw new IllegalArgumentException("a group of one process needs no process group");
+        if (env.backend() == DistributedEnvironment.Backend.NCCL) requireCuda(env.localRank());
         String where = env.masterAddr() + ":" + env.masterPort();
         TCPStore store = null;
         PrefixStore groupStore = null;
@@ -95,7 +96,6 @@ public final class ProcessGroupCollective implements Collective {
             groupStore = owned(new PrefixStore(KEY + "group", store));
             Device device = null;
             if (env.backend() == DistributedEnvironment.Backend.NCCL) {
-                requireCuda();
                 device = owned(new Device(torch.DeviceType.CUDA, (byte) env.localRank()));
                 org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options no = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
                 no.timeout(timeout);
@@ -118,13 +118,18 @@ public final class ProcessGroupCollective implements Collective {
     }
 
     /**
-     * NCCL needs CUDA tensors; on a CPU build of libtorch (this project's default) it is refused before anything
-     * is contacted, with the way out.
+     * NCCL needs CUDA tensors, one GPU per rank ({@code LOCAL_RANK} picks it); on a CPU build of libtorch (this
+     * project's default) it is refused before anything is contacted, with the way out.
      */
-    static void requireCuda() {
+    static void requireCuda(int localRank) {
         if (!torch.cuda_is_available()) {
             throw new DistributedException("AUTOCIRCUIT_DIST_BACKEND=nccl needs CUDA, and this libtorch sees no "
                 + "CUDA device (a CPU build, or no GPU); use gloo");
+        }
+        int devices = torch.cuda_device_count();
+        if (localRank >= devices) {
+            throw new DistributedException("LOCAL_RANK=" + localRank + " picks cuda:" + localRank + ", but this machine "
+                + "has " + devices + " CUDA device(s); start at most " + devices + " NCCL ranks per machine");
         }
     }
 

@@ -174,6 +174,20 @@ class ProcessGroupCollectiveTest {
     }
 
     @Test
+    void ncclOnACpuBuildIsRefusedBeforeContactingAnyone() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(org.bytedeco.pytorch.global.torch.cuda_is_available(),
+            "this libtorch sees CUDA: NCCL would be built");
+        int port = Launcher.freePort("127.0.0.1");   // nobody listens: a contact attempt would time out instead
+        long t0 = System.nanoTime();
+        DistributedException e = assertThrows(DistributedException.class, () -> ProcessGroupCollective.join(
+            new DistributedEnvironment(1, 2, 0, "127.0.0.1", port, Duration.ofSeconds(30),
+                DistributedEnvironment.Backend.NCCL)));
+        assertEquals("AUTOCIRCUIT_DIST_BACKEND=nccl needs CUDA, and this libtorch sees no CUDA device (a CPU build, or "
+            + "no GPU); use gloo", e.getMessage());
+        assertTrue((System.nanoTime() - t0) / 1e9 < 5, "refused at once, not after the 30 s timeout");
+    }
+
+    @Test
     void environmentVariablesAreReadAndCheckedByName() {
         assertEquals(DistributedEnvironment.single(), DistributedEnvironment.fromEnvironment(Map.of()));
         DistributedEnvironment e = DistributedEnvironment.fromEnvironment(Map.of("RANK", "2", "WORLD_SIZE", "4",
