@@ -110,6 +110,37 @@ class ProcessGroupCollectiveTest {
     }
 
     @Test
+    void twoProcessesWithOneRankAreAClearError() throws Exception {
+        int port = Launcher.freePort("127.0.0.1");
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(3);
+        // the group stays up until the duplicate was turned away (rank 0's store must still serve it)
+        java.util.concurrent.CountDownLatch refused = new java.util.concurrent.CountDownLatch(1);
+        try {
+            List<java.util.concurrent.Future<String>> f = new java.util.ArrayList<>();
+            for (int rank : new int[] {0, 1, 1}) {
+                f.add(pool.submit(() -> {
+                    try (Collective c = ProcessGroupCollective.join(InProcessRanks.env(rank, 2, port, SHORT))) {
+                        c.barrier();
+                        refused.await(30, java.util.concurrent.TimeUnit.SECONDS);
+                        return "joined";
+                    } catch (DistributedException e) {
+                        refused.countDown();
+                        return e.getMessage();
+                    }
+                }));
+            }
+            List<String> got = new java.util.ArrayList<>();
+            for (var x : f) got.add(x.get(60, java.util.concurrent.TimeUnit.SECONDS));
+            assertEquals("joined", got.get(0), "rank 0 formed the group with one of the two: " + got);
+            assertEquals(1, got.stream().filter("joined"::equals).count() - 1, "one rank 1 joined: " + got);
+            assertTrue(got.contains("two processes were started with RANK=1; each rank must be unique in [0, 2)"),
+                got.toString());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
     void aPortInUseIsAClearError() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getByName("127.0.0.1"))) {
             DistributedException e = assertThrows(DistributedException.class, () -> ProcessGroupCollective.join(
