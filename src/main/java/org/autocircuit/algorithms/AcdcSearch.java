@@ -486,7 +486,7 @@ final class AcdcSearch implements AutoCloseable {
             : diff.amax(new long[] {1, 2, 3}, false);
         // split: zero over the whole batch = zero on every rank's part (the maxima are ≥ 0, so their sum tells)
         if (split) {
-            maxAbs = maxAbs.contiguous();
+            maxAbs = maxAbs.cpu().contiguous();       // on the host: Gloo's tensors (the model may be on a GPU)
             dist.allReduceSumInPlace(maxAbs);
         }
         float[] zero = HostTensor.of(maxAbs.contiguous()).floats();

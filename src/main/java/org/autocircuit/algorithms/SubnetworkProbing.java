@@ -463,7 +463,8 @@ public final class SubnetworkProbing {
             List<Tensor> parts = new ArrayList<>(masks.size() + 1);
             for (Tensor m : masks) {
                 Tensor g = m.grad();
-                parts.add((g.defined() ? g : torch.zeros_like(m)).flatten().toType(torch.ScalarType.Double));
+                // on the host (Gloo's tensors; the masks may live on a GPU)
+                parts.add((g.defined() ? g : torch.zeros_like(m)).flatten().cpu().toType(torch.ScalarType.Double));
             }
             parts.add(AbstractTensor.create(new double[] {faith, reg}, 2));
             Tensor all = torch.cat(new TensorVector(parts.toArray(new Tensor[0]))).contiguous();
