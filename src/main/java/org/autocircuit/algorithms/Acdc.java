@@ -135,7 +135,8 @@ public final class Acdc {
         /**
          * @param tauIndex which τ pass
          * @param edge     the edge being tried (its mask is 1 now)
-         * @param output   the patched output of the trial, {@code [batch, (seq,) vocab]}
+         * @param output   the patched output of the trial, {@code [batch, (seq,) vocab]} (in a data-parallel run, of this
+     *                 rank's prompts of the batch)
          * @param masks    the current masks (1 = ablated), computed on demand
          */
         void trial(int tauIndex, Edge edge, HostTensor output, Supplier<PruneScores> masks);

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CancellationException;
 import org.autocircuit.data.PromptPairBatch;
+import org.autocircuit.distributed.Collective;
 import org.autocircuit.graph.DestModule;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
@@ -21,6 +22,7 @@ import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -50,6 +52,15 @@ import org.slf4j.LoggerFactory;
  *       after the first kept edge are discarded and tried again. That amortises the op dispatch of the blocks and
  *       the unembedding (the largest matrix product of a small model) over many trials.
  * </ol>
+ *
+ * <p>Data-parallel ({@link PruneRun#collective()} of several ranks): each rank holds a contiguous part of the batch's
+ * prompts ({@link Collective#rowRange}); a trial's faithfulness is a mean over prompts, so each rank sums it over its
+ * prompts and the ranks exchange the sums (one all-reduce per forward pass, covering every trial of a window), and
+ * every rank adds them in rank order and divides by the whole batch: bit-identical on every rank, so all take the
+ * same decisions in the same order and keep identical search states (and checkpoints). The no-effect test is made
+ * global by summing the per-rank maxima of |patch − clean|. A model's prefix KV cache is cut to the rank's prompts
+ * for the run. A batch with fewer prompts than ranks runs replicated instead: every rank the whole batch, no
+ * communication.
  */
 final class AcdcSearch implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(AcdcSearch.class);
@@ -91,6 +102,12 @@ final class AcdcSearch implements AutoCloseable {
     private final Tensor[] residPreRep;  // per block [window·batch, seq, dModel]
     private final Tensor paddingRep;     // [window·batch, seq] or null
     private final Map<String, Integer> moduleStart = new HashMap<>();   // first graph edge position of each module
+
+    // data-parallel: this rank's prompts of the batch; faithfulness sums are exchanged per forward pass
+    private final Collective dist;
+    private final boolean split;         // ranks hold parts of the batch (else every rank runs all of it)
+    private final long fullBatchSize;    // prompts of the whole batch
+    private final PatchableModel.KvCachePart kvPart;
 
     // the search state (what a checkpoint holds)
     private int tauIndex;
@@ -142,7 +159,14 @@ final class AcdcSearch implements AutoCloseable {
         scoreTau = new int[n];
         Arrays.fill(scoreTau, -1);
 
-        PromptPairBatch batch = run.train().get(0);
+        PromptPairBatch whole = run.train().get(0);
+        dist = run.collective();
+        // the same on every rank: the model setup and the batch are
+        split = dist.isDistributed() && whole.batchSize() >= dist.worldSize();
+        fullBatchSize = whole.batchSize();
+        int[] part = split ? dist.rowRange(whole.batchSize()) : new int[] {0, whole.batchSize()};
+        PromptPairBatch batch = whole.rows(part[0], part[1]);
+        kvPart = m.kvCachePart(whole.batchSize(), part[0], part[1]);   // the prefix cache of this rank's prompts
         scope = new PointerScope();
         noGrad = new NoGradGuard();
         try {
@@ -279,6 +303,8 @@ final class AcdcSearch implements AutoCloseable {
                     paddingRep == null ? null : paddingRep.narrow(0, 0, rows), masks);
             }
             Tensor logits = model.unembed(finalResid);                  // [k·batch, (seq,) vocab]
+            // split: every trial's sum over this rank's prompts, exchanged in one all-reduce
+            float[] global = split ? globalFaithfulness(logits, k) : null;
             int t = 0;
             while (position < end) {
                 int e = order[position];
@@ -288,7 +314,8 @@ final class AcdcSearch implements AutoCloseable {
                 }
                 Tensor out = logits.narrow(0, t * batchSize, batchSize);
                 // log-softmax per trial (rows are independent), so void trials cost no more than their logits
-                float faith = faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+                float faith = global != null ? global[t]
+                    : faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
                 t++;
                 if (observer != null) observe(e, out);
                 if (!decide(e, faith, tau, task)) return;   // kept: the later trials assumed its removal
@@ -341,7 +368,7 @@ final class AcdcSearch implements AutoCloseable {
         try (PointerScope trialScope = new PointerScope()) {
             Tensor out = model.unembed(model.residualFromBlock(edgeBlock[e], residPre[edgeBlock[e]], padding));
             if (observer != null) observe(e, out);
-            return faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+            return split ? globalFaithfulness(out, 1)[0] : faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
         }
     }
 
@@ -351,7 +378,7 @@ final class AcdcSearch implements AutoCloseable {
         try (PointerScope trialScope = new PointerScope()) {
             Tensor out = model.forward(input, padding);
             if (observer != null) observe(e, out);
-            return faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
+            return split ? globalFaithfulness(out, 1)[0] : faithfulness(out, cleanLogprobs == null ? null : out.log_softmax(-1));
         }
     }
 
@@ -396,6 +423,43 @@ final class AcdcSearch implements AutoCloseable {
         return out.sub(cleanOut).pow(new Scalar(2)).mean().item_float();
     }
 
+    /**
+     * The faithfulness of {@code k} trials over the whole batch, from {@code outputs} ({@code [k·part, (seq,) vocab]},
+     * trial-major) of this rank's part: each trial's sum over this rank's rows (KL: Σ p·(log p − log q) per output
+     * row; MSE: Σ squared error), exchanged exactly (each rank fills its own slots of a zero vector, so the all-reduce
+     * only adds zeros), then added in rank order and divided by the whole batch's rows or elements. The same bits
+     * on every rank; equal to one process's value up to the order of float additions.
+     */
+    private float[] globalFaithfulness(Tensor outputs, int k) {
+        int w = dist.worldSize();
+        double[] slots = new double[w * k];
+        long perPrompt;
+        try (PointerScope s = new PointerScope()) {
+            for (int t = 0; t < k; t++) {
+                Tensor out = k == 1 ? outputs : outputs.narrow(0, t * batchSize, batchSize);
+                Tensor sum = options.faithfulness() == Acdc.Faithfulness.KL_DIV
+                    ? cleanProbs.mul(cleanLogprobs.sub(out.log_softmax(-1))).sum()
+                    : out.sub(cleanOut).pow(new Scalar(2)).sum();
+                slots[dist.rank() * k + t] = sum.item_double();
+            }
+            long units = options.faithfulness() == Acdc.Faithfulness.KL_DIV
+                ? cleanOut.numel() / cleanOut.shape()[(int) cleanOut.dim() - 1]    // output rows
+                : cleanOut.numel();                                               // elements
+            perPrompt = units / batchSize;
+            Tensor all = AbstractTensor.create(slots, w * k);
+            dist.allReduceSumInPlace(all);
+            all.data_ptr_double().get(slots);
+        }
+        double denominator = (double) perPrompt * fullBatchSize;
+        float[] out = new float[k];
+        for (int t = 0; t < k; t++) {
+            double sum = 0;
+            for (int r = 0; r < w; r++) sum += slots[r * k + t];
+            out[t] = (float) (sum / denominator);
+        }
+        return out;
+    }
+
     private void setMask(int e, float value) {
         Tensor mask = model.mask(edgeModule[e]);
         if (mask.is_cpu() && mask.scalar_type() == torch.ScalarType.Float && mask.is_contiguous()) {
@@ -420,6 +484,11 @@ final class AcdcSearch implements AutoCloseable {
         Tensor maxAbs = token
             ? diff.amax(new long[] {1, 3}, false)
             : diff.amax(new long[] {1, 2, 3}, false);
+        // split: zero over the whole batch = zero on every rank's part (the maxima are ≥ 0, so their sum tells)
+        if (split) {
+            maxAbs = maxAbs.cpu().contiguous();       // on the host: Gloo's tensors (the model may be on a GPU)
+            dist.allReduceSumInPlace(maxAbs);
+        }
         float[] zero = HostTensor.of(maxAbs.contiguous()).floats();
         int seqLen = token ? graph.seqLen().getAsInt() : 1;
         int lastBlock = residPre == null ? -1 : residPre.length - 1;
@@ -487,5 +556,6 @@ final class AcdcSearch implements AutoCloseable {
     public void close() {
         noGrad.close();
         scope.close();
+        kvPart.close();
     }
 }

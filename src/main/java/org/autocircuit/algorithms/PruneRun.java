@@ -20,8 +20,9 @@ import org.autocircuit.util.Progress;
  * @param progress      where long runs report progress; it may throw to cancel
  * @param seed          the seed of seeded algorithms (random scores, hard-concrete sampling, probing)
  * @param checkpoint    a file where resumable algorithms (ACDC, probing) keep finished work, or null
- * @param collective    the ranks of a data-parallel run ({@link Collective#single()} for one process): algorithms
- *                      that support it score their shard of {@code train} and sum over ranks
+ * @param collective    the ranks of a data-parallel run ({@link Collective#single()} for one process): mask-gradient
+ *                      algorithms and exact EAP score their shard of {@code train} and sum over ranks; ACDC and
+ *                      probing split each batch's prompts and exchange sums per trial or gradients per step
  * @param identity      what a checkpoint must agree on besides the graph and the first batch (weights, dataset,
  *                      options, code), or null; see {@link RunIdentity}
  */

@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.Set;
 import org.autocircuit.data.Answers;
 import org.autocircuit.data.PromptPairBatch;
+import org.autocircuit.distributed.Collective;
 import org.autocircuit.graph.Edge;
 import org.autocircuit.graph.Graph;
 import org.autocircuit.graph.PruneScores;
@@ -24,6 +25,7 @@ import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.Adam;
 import org.bytedeco.pytorch.AdamOptions;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -66,6 +68,15 @@ import org.bytedeco.pytorch.global.torch;
  *
  * <p>Interruption ({@link java.util.concurrent.CancellationException} from {@link PruneRun#progress()} or a thread
  * interrupt) ends the run; the model keeps the masks learned so far. Modifies the model's state (the masks).
+ *
+ * <h2>Data-parallel</h2>
+ * With {@link PruneRun#collective()} of several ranks, every optimiser step is split DDP-style: each rank runs its
+ * contiguous part of the step's batch ({@link Collective#rowRange}) and computes the faithfulness term over its prompts,
+ * weighted by its share of the batch (every target is a mean over prompts); rank 0 alone adds the regulariser; then
+ * one all-reduce sums the mask gradients (and the loss terms) and every rank takes the same Adam step. The hard-concrete
+ * samples are drawn for the whole batch on every rank ({@link PatchableModel#sampleRowsOf}) and each rank uses its
+ * prompts' rows, so with the same seed the run follows one process's up to the order of float additions. The clean
+ * outputs are computed per part; the dataset-mean ablation and the validation curve (rank 0 only) are not split.
  */
 public final class SubnetworkProbing {
     private SubnetworkProbing() {}
@@ -323,7 +334,9 @@ public final class SubnetworkProbing {
         int startEpoch = 0;
 
         try (PointerScope runScope = new PointerScope()) {
-            Map<Long, Tensor> cleanLogits = cleanOutputs(model, batches, false);
+            Collective dist = run.collective();
+            Map<Long, Tensor> cleanLogits = dist.isDistributed() ? cleanPartOutputs(model, batches, dist)
+                : cleanOutputs(model, batches, false);
             Tensor patch = Ablations.datasetMean(model, batches, AblationType.TOKENWISE_MEAN_CORRUPT);
             Map<Long, Tensor> valCleanLogprobs = o.validation().isEmpty() ? Map.of() : cleanOutputs(model, o.validation(), true);
             Tensor valPatch = o.validation().isEmpty() ? null
@@ -348,8 +361,14 @@ public final class SubnetworkProbing {
                         PromptPairBatch batch = batches.get(b);
                         try (PointerScope step = new PointerScope()) {
                             torch.manual_seed(stepSeed(run.seed(), stage.index(), epoch, b));
-                            step(model, o, batch, patch, cleanLogits.get(batch.key()), masks, nEdges, avoid, adam, history);
-                            if (valPatch != null) {
+                            if (dist.isDistributed()) {
+                                splitStep(model, o, batch, patch, cleanLogits.get(batch.key()), masks, nEdges, avoid,
+                                    adam, history, dist);
+                            } else {
+                                step(model, o, batch, patch, cleanLogits.get(batch.key()), masks, nEdges, avoid, adam,
+                                    history);
+                            }
+                            if (valPatch != null && dist.isLeader()) {
                                 PromptPairBatch vb = o.validation().get(b < o.validation().size() ? b : 0);
                                 validate(model, o, vb, valPatch, valCleanLogprobs.get(vb.key()), history);
                             }
@@ -377,28 +396,7 @@ public final class SubnetworkProbing {
             Tensor logits = model.forward(Inputs.input(batch, side), Inputs.padding(batch, side));   // [batch, vocab]
             Tensor faithful = o.faithfulnessTarget().term(logits, cleanLogits, batch);
 
-            List<Tensor> flat = new ArrayList<>(masks.size());
-            for (Tensor m : masks) flat.add(m.flatten());
-            Tensor all = torch.cat(new TensorVector(flat.toArray(new Tensor[0])));                  // [nEdges], edge order
-            // One sample of the whole mask vector, as AutoCircuit draws with batch_size=1.
-            Tensor applied = switch (o.maskFn()) {
-                case HARD_CONCRETE -> MaskFn.sampleHardConcrete(all, 1, false);                     // [1, nEdges]
-                case SIGMOID -> all.sigmoid();
-                case NONE -> all;
-            };
-            Tensor count = o.treeOptimisation() ? applied.sum().neg().add(new Scalar((double) nEdges)) : applied.sum();
-            if (o.circuitSize() != null) count = count.sub(new Scalar((double) o.circuitSize())).relu();
-            Tensor regularize = count.div(new Scalar((double) (o.circuitSize() != null ? o.circuitSize() : nEdges)));
-            if (avoid != null) {
-                Tensor penalty = all.index_select(0, avoid.to(all.device(), torch.ScalarType.Long));                     // [nAvoid]
-                if (o.maskFn() != MaskFn.NONE) {
-                    double shift = o.maskFn() == MaskFn.HARD_CONCRETE ? MaskFn.REGULARIZE_CONST : 0.0;
-                    penalty = penalty.sub(new Scalar(shift)).sigmoid();
-                }
-                double weight = (o.treeOptimisation() ? -1 : 1) * o.avoidLambda() / o.avoidEdges().size();
-                regularize = regularize.add(penalty.sum().mul(new Scalar(weight)));
-            }
-            Tensor weightedReg = regularize.mul(new Scalar(o.regularizeLambda()));
+            Tensor weightedReg = weightedRegularizer(o, masks, nEdges, avoid);
             Tensor loss = faithful.add(weightedReg);
             adam.zero_grad();
             loss.backward();
@@ -407,6 +405,111 @@ public final class SubnetworkProbing {
             history.faithfulness.add(faithful.item_double());
             history.regularization.add(weightedReg.item_double());
         }
+    }
+
+    /**
+     * One optimiser step as one rank of a data-parallel run: the faithfulness term of this rank's prompts of the
+     * batch (weighted by their share), the regulariser on rank 0 only, then the mask gradients and both terms summed
+     * over ranks before the (identical) Adam step. A rank without prompts in this batch contributes zeros.
+     */
+    private static void splitStep(PatchableModel model, Options o, PromptPairBatch batch, Tensor patch, Tensor cleanPart,
+                                  List<Tensor> masks, int nEdges, Tensor avoid, Adam adam, History history,
+                                  Collective dist) {
+        Ablations.CleanCorrupt side = o.treeOptimisation() ? Ablations.CleanCorrupt.CLEAN : Ablations.CleanCorrupt.CORRUPT;
+        int[] part = dist.rowRange(batch.batchSize());
+        double faithValue = 0, regValue = 0;
+        adam.zero_grad();
+        // the dataset mean repeated over the batch's rows: this rank's rows of it
+        Tensor partPatch = part[1] > 0 && patch.size(1) == batch.batchSize() ? patch.narrow(1, part[0], part[1]) : patch;
+        try (PatchableModel.PatchMode mode = model.patchMode(partPatch)) {
+            List<Tensor> flat = new ArrayList<>(masks.size());
+            for (Tensor m : masks) flat.add(m.flatten());
+            // 0 · Σ masks: every mask gets a gradient (0 where this rank has none), adding only exact zeros
+            Tensor loss = torch.cat(new TensorVector(flat.toArray(new Tensor[0]))).sum().mul(new Scalar(0.0));
+            if (part[1] > 0) {
+                PromptPairBatch mine = batch.rows(part[0], part[1]);
+                try (PatchableModel.KvCachePart kv = model.kvCachePart(batch.batchSize(), part[0], part[1]);
+                     PatchableModel.SampleRows rows = model.sampleRowsOf(batch.batchSize(), part[0])) {
+                    Tensor logits = model.forward(Inputs.input(mine, side), Inputs.padding(mine, side));
+                    Tensor faithful = o.faithfulnessTarget().term(logits, cleanPart, mine)
+                        .mul(new Scalar((double) part[1] / batch.batchSize()));
+                    faithValue = faithful.item_double();
+                    loss = loss.add(faithful);
+                }
+            }
+            if (dist.isLeader()) {
+                // after the forward pass, as in one process: the same generator state, the same sample
+                Tensor weightedReg = weightedRegularizer(o, masks, nEdges, avoid);
+                regValue = weightedReg.item_double();
+                loss = loss.add(weightedReg);
+            }
+            if (loss.requires_grad()) loss.backward();
+        }
+        double[] terms = allReduceGradients(dist, masks, faithValue, regValue);
+        adam.step();
+        history.losses.add(terms[0] + terms[1]);
+        history.faithfulness.add(terms[0]);
+        history.regularization.add(terms[1]);
+    }
+
+    /**
+     * Sums every mask's gradient and the two loss terms over ranks (one all-reduce, in double), and writes the sums
+     * back as the gradients.
+     *
+     * @return the summed faithfulness and regulariser terms
+     */
+    private static double[] allReduceGradients(Collective dist, List<Tensor> masks, double faith, double reg) {
+        try (PointerScope s = new PointerScope()) {
+            List<Tensor> parts = new ArrayList<>(masks.size() + 1);
+            for (Tensor m : masks) {
+                Tensor g = m.grad();
+                // on the host (Gloo's tensors; the masks may live on a GPU)
+                parts.add((g.defined() ? g : torch.zeros_like(m)).flatten().cpu().toType(torch.ScalarType.Double));
+            }
+            parts.add(AbstractTensor.create(new double[] {faith, reg}, 2));
+            Tensor all = torch.cat(new TensorVector(parts.toArray(new Tensor[0]))).contiguous();
+            dist.allReduceSumInPlace(all);
+            long at = 0;
+            for (Tensor m : masks) {
+                Tensor g = m.grad();
+                Tensor sum = all.narrow(0, at, m.numel()).view(m.shape());
+                if (g.defined()) {
+                    g.copy_(sum);
+                } else {
+                    throw new IllegalStateException("mask without a gradient after the backward pass");
+                }
+                at += m.numel();
+            }
+            double[] terms = new double[2];
+            all.narrow(0, at, 2).contiguous().data_ptr_double().get(terms);
+            return terms;
+        }
+    }
+
+    /** λ · (edge-count regulariser + avoided-edge penalty), drawing one hard-concrete sample of every mask. */
+    private static Tensor weightedRegularizer(Options o, List<Tensor> masks, int nEdges, Tensor avoid) {
+        List<Tensor> flat = new ArrayList<>(masks.size());
+        for (Tensor m : masks) flat.add(m.flatten());
+        Tensor all = torch.cat(new TensorVector(flat.toArray(new Tensor[0])));                  // [nEdges], edge order
+        // One sample of the whole mask vector, as AutoCircuit draws with batch_size=1.
+        Tensor applied = switch (o.maskFn()) {
+            case HARD_CONCRETE -> MaskFn.sampleHardConcrete(all, 1, false);                     // [1, nEdges]
+            case SIGMOID -> all.sigmoid();
+            case NONE -> all;
+        };
+        Tensor count = o.treeOptimisation() ? applied.sum().neg().add(new Scalar((double) nEdges)) : applied.sum();
+        if (o.circuitSize() != null) count = count.sub(new Scalar((double) o.circuitSize())).relu();
+        Tensor regularize = count.div(new Scalar((double) (o.circuitSize() != null ? o.circuitSize() : nEdges)));
+        if (avoid != null) {
+            Tensor penalty = all.index_select(0, avoid.to(all.device(), torch.ScalarType.Long));                     // [nAvoid]
+            if (o.maskFn() != MaskFn.NONE) {
+                double shift = o.maskFn() == MaskFn.HARD_CONCRETE ? MaskFn.REGULARIZE_CONST : 0.0;
+                penalty = penalty.sub(new Scalar(shift)).sigmoid();
+            }
+            double weight = (o.treeOptimisation() ? -1 : 1) * o.avoidLambda() / o.avoidEdges().size();
+            regularize = regularize.add(penalty.sum().mul(new Scalar(weight)));
+        }
+        return regularize.mul(new Scalar(o.regularizeLambda()));
     }
 
     /** The logprob-difference percents of one validation batch, without gradients (AutoCircuit's plot curve). */
@@ -428,6 +531,23 @@ public final class SubnetworkProbing {
             for (PromptPairBatch b : batches) {
                 Tensor logits = model.forward(Inputs.clean(b), Inputs.padding(b, Ablations.CleanCorrupt.CLEAN));
                 out.put(b.key(), logSoftmax ? logits.log_softmax(-1) : logits);
+            }
+        }
+        return out;
+    }
+
+    /** The unpatched outputs of this rank's part of each batch on the clean prompts (none where it has no prompts). */
+    private static Map<Long, Tensor> cleanPartOutputs(PatchableModel model, List<PromptPairBatch> batches,
+                                                      Collective dist) {
+        Map<Long, Tensor> out = new LinkedHashMap<>();
+        try (NoGradGuard g = new NoGradGuard()) {
+            for (PromptPairBatch b : batches) {
+                int[] part = dist.rowRange(b.batchSize());
+                if (part[1] == 0) continue;
+                PromptPairBatch mine = b.rows(part[0], part[1]);
+                try (PatchableModel.KvCachePart kv = model.kvCachePart(b.batchSize(), part[0], part[1])) {
+                    out.put(b.key(), model.forward(Inputs.clean(mine), Inputs.padding(mine, Ablations.CleanCorrupt.CLEAN)));
+                }
             }
         }
         return out;

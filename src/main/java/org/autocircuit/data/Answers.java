@@ -17,6 +17,9 @@ public sealed interface Answers {
     /** Answers of prompt {@code i} as a 1-D (or, for tracr, 2-D) tensor. */
     HostTensor prompt(int i);
 
+    /** The answers of prompts {@code [start, start + count)}, in the same form. */
+    Answers rows(int start, int count);
+
     /** Every prompt has the same answer shape: one stacked tensor. */
     record Stacked(HostTensor values) implements Answers {
         public Stacked {
@@ -28,6 +31,8 @@ public sealed interface Answers {
         @Override public int batchSize() { return (int) values.size(0); }
 
         @Override public HostTensor prompt(int i) { return values.row(i); }
+
+        @Override public Answers rows(int start, int count) { return new Stacked(values.rows(start, count)); }
     }
 
     /** Prompts have different numbers of answers: one 1-D tensor per prompt. */
@@ -39,6 +44,10 @@ public sealed interface Answers {
         @Override public int batchSize() { return values.size(); }
 
         @Override public HostTensor prompt(int i) { return values.get(i); }
+
+        @Override public Answers rows(int start, int count) {
+            return new Ragged(values.subList(start, Math.addExact(start, count)));
+        }
     }
 
     /** Stacks when all shapes agree, as AutoCircuit's collate function does. */

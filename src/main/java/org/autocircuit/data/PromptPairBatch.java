@@ -40,4 +40,22 @@ public record PromptPairBatch(
     public int batchSize() { return (int) clean.size(0); }
 
     public int seqLen() { return (int) clean.size(1); }
+
+    /**
+     * Prompts {@code [start, start + count)} of this batch, for a data-parallel rank that evaluates part of a batch.
+     * The part keeps this batch's key (results and checkpoints name the whole batch), its sequence length and
+     * padding, and its {@code batchDivergeIdx} (a lower bound for any subset: positions before it agree in every
+     * prompt of the part too).
+     */
+    public PromptPairBatch rows(int start, int count) {
+        if (start < 0 || count < 1 || start + (long) count > batchSize()) {
+            throw new IndexOutOfBoundsException("prompts [" + start + ", " + (start + (long) count) + ") of a batch of "
+                + batchSize() + " (a part needs at least one prompt)");
+        }
+        if (start == 0 && count == batchSize()) return this;
+        return new PromptPairBatch(key, batchDivergeIdx, clean.rows(start, count), corrupt.rows(start, count),
+            cleanPadding == null ? null : cleanPadding.rows(start, count),
+            corruptPadding == null ? null : corruptPadding.rows(start, count),
+            answers.rows(start, count), wrongAnswers.rows(start, count));
+    }
 }

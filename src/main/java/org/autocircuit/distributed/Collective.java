@@ -54,6 +54,16 @@ public interface Collective extends AutoCloseable {
         return mine;
     }
 
+    /**
+     * This rank's contiguous part of {@code n} rows (the prompts of one batch): {@code {start, count}}, the first
+     * {@code n % worldSize} ranks taking one row more, so rank 0 always has a row when {@code n ≥ 1} and the parts
+     * tile {@code [0, n)} in rank order.
+     */
+    default int[] rowRange(int n) {
+        int w = worldSize(), r = rank(), q = n / w, rem = n % w;
+        return new int[] {r * q + Math.min(r, rem), q + (r < rem ? 1 : 0)};
+    }
+
     @Override
     void close();
 

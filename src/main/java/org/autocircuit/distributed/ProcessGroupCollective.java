@@ -67,56 +67,91 @@ public final class ProcessGroupCollective implements Collective {
      */
     public static ProcessGroupCollective join(DistributedEnvironment env) {
         if (!env.isDistributed()) throw new IllegalArgumentException("a group of one process needs no process group");
-        Milliseconds timeout = new Milliseconds(env.timeout().toMillis());
+        if (env.backend() == DistributedEnvironment.Backend.NCCL) requireCuda(env.localRank());
         String where = env.masterAddr() + ":" + env.masterPort();
-        TCPStore store;
-        TCPStoreOptions o = new TCPStoreOptions();
-        try {
-            o.port((short) env.masterPort());
-            o.isServer(env.rank() == 0);
-            o.numWorkers(new SizeTPointer(1).put(env.worldSize()));
-            o.waitWorkers(false);      // the rendezvous below waits, with a message of its own
-            o.timeout(timeout);
-            o.useLibUV(false);
-            store = new TCPStore(env.masterAddr(), o);
-        } catch (RuntimeException e) {
-            String what = env.rank() == 0
-                ? "rank 0 cannot serve the TCP store on " + where + " (is the port in use? choose another MASTER_PORT)"
-                : "rank " + env.rank() + " cannot reach the master's TCP store at " + where + " within "
-                    + env.timeout().toSeconds() + " s (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?)";
-            throw new DistributedException(what + ": " + DistributedException.nativeMessage(e), e);
-        } finally {
-            o.close();
-        }
-        try {
+        TCPStore store = null;
+        PrefixStore groupStore = null;
+        Backend group = null;
+        // Temporaries (options, durations, device lists) live in this scope; the store, the group store and the group
+        // are owned by the collective and closed by it in order (see close()), whatever scope the caller has open.
+        try (PointerScope temporaries = new PointerScope()) {
+            Milliseconds timeout = new Milliseconds(env.timeout().toMillis());
+            try {
+                TCPStoreOptions o = new TCPStoreOptions();
+                o.port((short) env.masterPort());
+                o.isServer(env.rank() == 0);
+                o.numWorkers(new SizeTPointer(1).put(env.worldSize()));
+                o.waitWorkers(false);      // the rendezvous below waits, with a message of its own
+                o.timeout(timeout);
+                o.useLibUV(false);
+                store = owned(new TCPStore(env.masterAddr(), o));
+            } catch (RuntimeException e) {
+                String what = env.rank() == 0
+                    ? "rank 0 cannot serve the TCP store on " + where + " (is the port in use? choose another MASTER_PORT)"
+                    : "rank " + env.rank() + " cannot reach the master's TCP store at " + where + " within "
+                        + env.timeout().toSeconds() + " s (is rank 0 running, and MASTER_ADDR/MASTER_PORT right?)";
+                throw new DistributedException(what + ": " + DistributedException.nativeMessage(e), e);
+            }
             rendezvous(env, store);
-            PrefixStore groupStore = new PrefixStore(KEY + "group", store);
-            Backend group;
+            groupStore = owned(new PrefixStore(KEY + "group", store));
             Device device = null;
             if (env.backend() == DistributedEnvironment.Backend.NCCL) {
-                if (!torch.cuda_is_available()) {
-                    throw new DistributedException("AUTOCIRCUIT_DIST_BACKEND=nccl needs CUDA, and this libtorch sees no "
-                        + "CUDA device; use gloo");
-                }
-                device = new Device(torch.DeviceType.CUDA, (byte) env.localRank());
+                device = owned(new Device(torch.DeviceType.CUDA, (byte) env.localRank()));
                 org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options no = org.bytedeco.pytorch.nccl.ProcessGroupNCCL.Options.create();
                 no.timeout(timeout);
-                group = new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(groupStore, env.rank(), env.worldSize(), no);
+                group = owned(new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(groupStore, env.rank(), env.worldSize(), no));
             } else {
                 ProcessGroupGloo.Options go = ProcessGroupGloo.Options.create(timeout);
                 go.devices(new GlooDeviceVector(glooDevice(env.masterAddr())));
-                group = new ProcessGroupGloo(groupStore, env.rank(), env.worldSize(), go);
+                group = owned(new ProcessGroupGloo(groupStore, env.rank(), env.worldSize(), go));
             }
             return new ProcessGroupCollective(env, store, groupStore, group, device);
         } catch (DistributedException e) {
-            store.close();
+            release(group, groupStore, store);
             throw e;
         } catch (RuntimeException e) {
-            store.close();
+            release(group, groupStore, store);
             throw new DistributedException("rank " + env.rank() + " could not form the process group of "
                 + env.worldSize() + " ranks through " + where + " within " + env.timeout().toSeconds() + " s: "
                 + DistributedException.nativeMessage(e), e);
         }
+    }
+
+    /**
+     * NCCL needs CUDA tensors, one GPU per rank ({@code LOCAL_RANK} picks it); on a CPU build of libtorch (this
+     * project's default) it is refused before anything is contacted, with the way out.
+     */
+    static void requireCuda(int localRank) {
+        if (!torch.cuda_is_available()) {
+            throw new DistributedException("AUTOCIRCUIT_DIST_BACKEND=nccl needs CUDA, and this libtorch sees no "
+                + "CUDA device (a CPU build, or no GPU); use gloo");
+        }
+        int devices = torch.cuda_device_count();
+        if (localRank >= devices) {
+            throw new DistributedException("LOCAL_RANK=" + localRank + " picks cuda:" + localRank + ", but this machine "
+                + "has " + devices + " CUDA device(s); start at most " + devices + " NCCL ranks per machine");
+        }
+    }
+
+    /**
+     * Keeps {@code p} alive until this class closes it: a scope the caller (or {@link #join}) has open must not free
+     * the store while the group still points into it.
+     */
+    private static <P extends org.bytedeco.javacpp.Pointer> P owned(P p) {
+        p.retainReference();
+        return p;
+    }
+
+    /**
+     * Frees the group, then the group store, then the TCP store: each holds a pointer into the next. The presets
+     * free a store that Java created when Java closes it, whatever C++ still refers to it, so this order is the
+     * only safe one; nothing of a group may be left to the garbage collector (docs/distributed.md, "Native
+     * lifetimes").
+     */
+    private static void release(Backend group, PrefixStore groupStore, TCPStore store) {
+        if (group != null) group.close();
+        if (groupStore != null) groupStore.close();
+        if (store != null) store.close();
     }
 
     /**
@@ -142,10 +177,12 @@ public final class ProcessGroupCollective implements Collective {
             throw new DistributedException("two processes were started with RANK=" + env.rank() + "; each rank must be "
                 + "unique in [0, " + env.worldSize() + ")");
         }
-        store.set(KEY + "world/" + env.rank(), new ByteVector(Integer.toString(env.worldSize()).getBytes()));
+        try (ByteVector mine = new ByteVector(Integer.toString(env.worldSize()).getBytes())) {
+            store.set(KEY + "world/" + env.rank(), mine);
+        }
         int leaderWorld;
-        try {
-            leaderWorld = Integer.parseInt(new String(store.get(KEY + "world/0").get()));
+        try (ByteVector leaders = store.get(KEY + "world/0")) {     // waits up to the timeout for rank 0
+            leaderWorld = Integer.parseInt(new String(leaders.get()));
         } catch (RuntimeException e) {
             throw new DistributedException("rank " + env.rank() + " waited " + env.timeout().toSeconds()
                 + " s for rank 0's world size: " + DistributedException.nativeMessage(e), e);
@@ -281,14 +318,24 @@ public final class ProcessGroupCollective implements Collective {
     /**
      * Leaves the group. Rank 0 serves the store, so every rank first meets at a barrier: rank 0 does not shut the
      * store down while another rank still needs it. A failed barrier (a rank already gone) is not an error here.
+     *
+     * <p>Native lifetimes: a c10d {@code Work} keeps its process group alive, and the group points into the group
+     * store, which points into the TCP store. So every {@code Work} is closed as soon as it is waited for (a Work
+     * left to the garbage collector made the group outlive this method, and its late destruction wrote into the
+     * stores freed here: heap corruption and a JVM abort long after), and the rest is freed group first.
      */
     @Override
     public void close() {
         if (closed) return;
         boolean healthy = !failed;
         if (healthy) {
-            try {
-                group.barrier()._wait();
+            try (PointerScope scope = new PointerScope()) {
+                Work w = group.barrier();
+                try {
+                    w._wait();
+                } finally {
+                    w.close();
+                }
             } catch (RuntimeException e) {
                 healthy = false;    // a rank that already failed: nothing left to synchronise with
             }
@@ -296,6 +343,7 @@ public final class ProcessGroupCollective implements Collective {
         closed = true;
         group.close();
         groupStore.close();
+        if (device != null) device.close();
         // rank 0 serves the store: it shuts the server down only after every other rank has let go of its group
         // (bounded: a rank that is gone never checks out)
         try {

@@ -34,6 +34,26 @@ public final class KvCache implements AutoCloseable {
         return new KvCache(keys, values, prefixMask, batchSize, Math.toIntExact(prefixLength));
     }
 
+    /**
+     * The cache of prompts {@code [start, start + count)} of the batch this cache was built for (a data-parallel
+     * rank's part of a batch): views of this cache's rows, valid while this cache is open.
+     */
+    public KvCache rows(int start, int count) {
+        if (start < 0 || count < 1 || start + (long) count > batchSize) {
+            throw new IndexOutOfBoundsException("rows [" + start + ", " + (start + (long) count) + ") of a KV cache of "
+                + batchSize + " prompts");
+        }
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor[] k = new Tensor[keys.length];
+            Tensor[] v = new Tensor[values.length];
+            for (int i = 0; i < k.length; i++) {
+                k[i] = keys[i].narrow(0, start, count);
+                v[i] = values[i].narrow(0, start, count);
+            }
+            return new KvCache(k, v, prefixMask == null ? null : prefixMask.narrow(0, start, count), count, prefixLength);
+        }
+    }
+
     /** Batch size the cache was built for; a forward pass must use the same. */
     public long batchSize() {
         return batchSize;

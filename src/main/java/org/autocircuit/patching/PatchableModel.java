@@ -74,6 +74,8 @@ public final class PatchableModel implements AutoCloseable {
     private double dropoutP = 0.0;
     private boolean training = false;
     private long maskBatchSize = 0;         // > 0 while per-example masks are active (see maskBatchSize)
+    private long sampleWhole = 0;           // > 0 while sampled masks are drawn for a whole batch (see sampleRowsOf)
+    private long sampleStart = 0;
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
     private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
     private volatile boolean closed;
@@ -172,6 +174,32 @@ public final class PatchableModel implements AutoCloseable {
         }
         KvCache old = kvCaches.put(cache.batchSize(), cache);
         if (old != null) old.close();
+    }
+
+    /**
+     * While the returned scope is open, forward passes over {@code count} prompts use rows {@code [start, start +
+     * count)} of the KV cache built for batches of {@code whole} prompts: a data-parallel rank evaluating its part of a
+     * batch. A cache that exists for {@code count} prompts is set aside meanwhile and restored by {@code close()}.
+     * Nothing happens without a cache for {@code whole}, or when the part is the whole batch.
+     */
+    public KvCachePart kvCachePart(long whole, int start, int count) {
+        ensureOpen();
+        KvCache full = kvCaches.get(whole);
+        if (full == null || count == whole) return () -> {};
+        KvCache part = full.rows(start, count);
+        KvCache setAside = kvCaches.put((long) count, part);
+        return () -> {
+            if (closed) return;     // the model freed every cache already
+            KvCache mine = setAside == null ? kvCaches.remove((long) count) : kvCaches.put((long) count, setAside);
+            if (mine != null) mine.close();
+        };
+    }
+
+    /** The scope of {@link #kvCachePart}. */
+    @FunctionalInterface
+    public interface KvCachePart extends AutoCloseable {
+        @Override
+        void close();
     }
 
     // ---- forward passes ----
@@ -756,8 +784,11 @@ public final class PatchableModel implements AutoCloseable {
 
         private Tensor appliedMask(DestModule dm) {
             if (hasExampleMask(dm)) return exampleMasks.get(dm.moduleName());
-            Tensor m = maskFn.apply(masks.get(dm.moduleName()), batch, maskBatchSize > 0);
+            Tensor m = maskFn.apply(masks.get(dm.moduleName()), sampleWhole > 0 ? sampleWhole : batch, maskBatchSize > 0);
             if (training && dropoutP > 0) m = torch.dropout(m, dropoutP, true);
+            // a part of a batch: the whole batch's samples were drawn (the same random numbers as one process), this
+            // pass's prompts take their rows
+            if (sampleWhole > 0 && maskFn.addsBatchDim()) m = m.narrow(0, sampleStart, batch);
             return m;
         }
     }
@@ -1080,6 +1111,35 @@ public final class PatchableModel implements AutoCloseable {
                 batched.close();
             }
         }
+    }
+
+    /**
+     * While the returned scope is open, a mask function that samples per prompt ({@link MaskFn#addsBatchDim()})
+     * draws its samples for a whole batch of {@code whole} prompts and a forward pass over a part of that batch,
+     * prompts {@code [start, start + batch)}, uses their rows. A data-parallel rank evaluating its part of a batch
+     * thus draws exactly the random numbers one process draws for the whole batch, and leaves the generator in the
+     * same state.
+     */
+    public SampleRows sampleRowsOf(long whole, int start) {
+        ensureOpen();
+        if (whole < 1 || start < 0 || start >= whole) {
+            throw new IllegalArgumentException("prompt " + start + " is not in a batch of " + whole);
+        }
+        if (maskBatchSize > 0) throw new IllegalStateException("sampleRowsOf does not combine with maskBatchSize");
+        long prevWhole = sampleWhole, prevStart = sampleStart;
+        sampleWhole = whole;
+        sampleStart = start;
+        return () -> {
+            sampleWhole = prevWhole;
+            sampleStart = prevStart;
+        };
+    }
+
+    /** The scope of {@link #sampleRowsOf}. */
+    @FunctionalInterface
+    public interface SampleRows extends AutoCloseable {
+        @Override
+        void close();
     }
 
     /** Sets the mask function and mask dropout; closing restores the previous ones. Modifies the model's state. */

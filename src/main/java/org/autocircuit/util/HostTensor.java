@@ -103,6 +103,20 @@ public final class HostTensor {
             : new HostTensor(dtype, sub, null, Arrays.copyOfRange(longs, i * n, (i + 1) * n));
     }
 
+    /** Rows {@code [start, start + count)} along dimension 0, as a new HostTensor of the same rank. */
+    public HostTensor rows(int start, int count) {
+        if (shape.length == 0) throw new IllegalStateException("a scalar has no rows");
+        if (start < 0 || count < 0 || start + (long) count > shape[0]) {
+            throw new IndexOutOfBoundsException("rows [" + start + ", " + (start + (long) count) + ") of " + shape[0]);
+        }
+        long[] sub = shape.clone();
+        sub[0] = count;
+        int n = (int) numel(Arrays.copyOfRange(shape, 1, shape.length));
+        return dtype == DType.FLOAT32
+            ? new HostTensor(dtype, sub, Arrays.copyOfRange(floats, start * n, (start + count) * n), null)
+            : new HostTensor(dtype, sub, null, Arrays.copyOfRange(longs, start * n, (start + count) * n));
+    }
+
     private static long numel(long[] shape) {
         long n = 1;
         for (long s : shape) {

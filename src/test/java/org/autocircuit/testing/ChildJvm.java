@@ -13,6 +13,12 @@ public final class ChildJvm {
 
     /** A started child; its stdout and stderr go to {@code log}. */
     public static Process start(Path log, Class<?> main, String... args) throws IOException {
+        return start(log, java.util.Map.of(), main, args);
+    }
+
+    /** A started child with extra environment variables; its stdout and stderr go to {@code log}. */
+    public static Process start(Path log, java.util.Map<String, String> env, Class<?> main, String... args)
+            throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xmx512m");
@@ -25,6 +31,7 @@ public final class ChildJvm {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().put("OPENBLAS_THREAD_TIMEOUT", "4");
         pb.environment().put("OMP_WAIT_POLICY", "PASSIVE");
+        pb.environment().putAll(env);
         return pb.start();
     }
 
