@@ -151,10 +151,12 @@ public final class MaskGradient {
                     for (PromptPairBatch batch : batches) {
                         Progress.checkInterrupted("mask gradient");
                         Tensor patch = srcOuts.get(batch.key());
-                        // At mask 0 no gradient flows through the patch differences into the source outputs.
+                        // Every mask holds maskValue: the source outputs' gradient through the patch differences
+                        // is then -maskValue times the destination inputs' (0 at mask 0), carried without a
+                        // per-source product (PatchableModel.patchModeAtUniformMasks).
                         try (PointerScope step = new PointerScope();
                              PatchableModel.PatchMode mode = maskValue == 0.0
-                                 ? model.patchModeAtZeroMasks(patch) : model.patchMode(patch)) {
+                                 ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, maskValue)) {
                             Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
                             Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
                             loss.backward();
