@@ -3,6 +3,8 @@
 #include "autocircuit/edge_patch.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -141,6 +143,8 @@ void rowPointers(const Plan& plan, const std::vector<at::Tensor>& perMask, std::
 
 std::atomic<bool> sparseBinaryEnabled{true};
 std::atomic<int64_t> sparseForwardCount{0};
+std::atomic<bool> uniformEnabled{true};
+std::atomic<int64_t> uniformForwardCount{0};
 
 // SparseMasks (cpu_kernels.h) over the storage below, built when every mask value is 0 or 1 and the sparse form
 // is cheaper than the dense tile product.
@@ -246,6 +250,69 @@ void advanceRunningSum(const at::Tensor& patch, const at::Tensor& curr, const at
   }
 }
 
+// ---- uniform masks ----
+
+// Whether every value of w [G, R, nIn] (fp32, contiguous, CPU) equals one finite value, returned in value.
+bool uniformValue(const at::Tensor& w, float& value) {
+  const int64_t n = w.numel();
+  if (n == 0) return false;
+  const float* v = w.data_ptr<float>();
+  value = v[0];
+  if (!std::isfinite(value)) return false;
+  for (int64_t i = 1; i < n; ++i) {
+    if (v[i] != value) return false;
+  }
+  return true;
+}
+
+// Every mask value equals a (integrated gradients' points): each output row is input + a * sum_i (patch[i] - curr[i]),
+// so one sum over the sources per token replaces R * nIn multiply-adds (36 rows for GPT-2's Q/K/V inputs), and the
+// call costs about what the sparse form costs at mask 0: one read of patch and curr. fp32 only. checksum: as in
+// forwardCpu, computed over the same elements the backward pass reads.
+void forwardUniformCpu(const Plan& plan, const at::Tensor& input, float a, const at::Tensor& patch,
+                       const at::Tensor& curr, std::vector<at::Tensor>& outs, uint32_t* checksum) {
+  const int64_t T = plan.tokens(), D = plan.dModel, nIn = plan.nIn;
+  const float* in = input.data_ptr<float>();
+  const float* p = patch.data_ptr<float>();
+  const float* c = curr.data_ptr<float>();
+  std::vector<void*> base;
+  std::vector<int64_t> stride;
+  rowPointers(plan, outs, base, stride);
+  std::atomic<uint32_t> h0{0}, h1{0};
+  at::parallel_for(0, T, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> sum(D);
+    uint32_t s0 = 0, s1 = 0;
+    for (int64_t t = begin; t < end; ++t) {
+      std::fill(sum.begin(), sum.end(), 0.f);
+      for (int64_t i = 0; i < nIn; ++i) {
+        const float* pi = p + (i * T + t) * D;
+        const float* ci = c + (i * T + t) * D;
+        for (int64_t d = 0; d < D; ++d) sum[d] += pi[d] - ci[d];
+        if (checksum != nullptr) {
+          for (int64_t d = 0; d < D; ++d) {
+            uint32_t u, v;
+            std::memcpy(&u, pi + d, 4);
+            std::memcpy(&v, ci + d, 4);
+            s0 += u + v;
+            s1 += u * cpu::kChecksumMultiplier + v * cpu::kChecksumMultiplier;
+          }
+        }
+      }
+      const float* x = in + t * D;
+      for (int64_t r = 0; r < plan.rows; ++r) {
+        float* o = static_cast<float*>(base[r]) + t * stride[r];
+        for (int64_t d = 0; d < D; ++d) o[d] = x[d] + a * sum[d];
+      }
+    }
+    h0.fetch_add(s0, std::memory_order_relaxed);
+    h1.fetch_add(s1, std::memory_order_relaxed);
+  });
+  if (checksum != nullptr) {
+    checksum[0] += h0.load();
+    checksum[1] += h1.load();
+  }
+}
+
 // checksum: nullptr, or [2] to receive the checksum of patch and curr (cpu_kernels.h).
 // deltaSum, deltaRows: undefined, or the caller's running sum of patch - curr over sources [0, deltaRows[0])
 // ([B, S, D] fp32 and one int64), used (and advanced to nIn) when some mask row has majority 1.
@@ -268,6 +335,13 @@ void forwardCpu(const Plan& plan, const at::Tensor& input, const at::Tensor& w, 
       advanceRunningSum(patch, curr, deltaSum, deltaRows);
       total = deltaSum.data_ptr<float>();
     }
+  }
+  float value = 0.f;
+  if (sparseView == nullptr && input.scalar_type() == at::kFloat && uniformEnabled.load(std::memory_order_relaxed) &&
+      uniformValue(w, value)) {
+    uniformForwardCount.fetch_add(1, std::memory_order_relaxed);
+    forwardUniformCpu(plan, input, value, patch, curr, outs, checksum);
+    return;
   }
   const at::Tensor wt = sparseView != nullptr ? w : w.transpose(1, 2).contiguous();  // dense: [G, nIn, R]
   std::vector<void*> base;
@@ -489,6 +563,10 @@ class EdgePatchFunction : public torch::autograd::Function<EdgePatchFunction> {
 bool set_sparse_binary(bool enabled) { return sparseBinaryEnabled.exchange(enabled); }
 
 int64_t sparse_forward_count() { return sparseForwardCount.load(); }
+
+bool set_uniform(bool enabled) { return uniformEnabled.exchange(enabled); }
+
+int64_t uniform_forward_count() { return uniformForwardCount.load(); }
 
 std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at::Tensor>& masks,
                                    const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& delta_sum,

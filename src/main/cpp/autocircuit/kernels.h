@@ -41,6 +41,13 @@ bool set_sparse_binary(bool enabled);
 /// How many CPU forward passes took the sparse binary-mask path so far (for tests and benchmarks).
 int64_t sparse_forward_count();
 
+/// Turns the uniform-mask forward path (every mask value equal, fp32: one sum of the differences per token instead
+/// of the tile product) on or off for the whole process and returns the previous setting (for tests).
+bool set_uniform(bool enabled);
+
+/// How many CPU forward passes took the uniform-mask path so far (for tests and benchmarks).
+int64_t uniform_forward_count();
+
 /// One line describing the build, for logs.
 std::string build_info();
 

@@ -98,11 +98,15 @@ public final class EdgeAttributionPatching {
             for (PromptPairBatch batch : batches) {
                 Progress.checkInterrupted("edge attribution patching");
                 try (PointerScope step = new PointerScope()) {
-                    Tensor corrupt = model.srcOutputs(Inputs.corrupt(batch),
+                    // corrupt − clean in the corrupt buffer, the clean one freed at once: one [nSrc, batch, seq, dModel]
+                    // tensor instead of three stays alive through the backward pass below (232 MB less at GPT-2 small's
+                    // 16 × 15 tokens)
+                    Tensor diff = model.srcOutputs(Inputs.corrupt(batch),
                         Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT), null);     // [nSrc, batch, seq, dModel]
                     Tensor clean = model.srcOutputs(Inputs.clean(batch),
                         Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN), null);
-                    Tensor diff = corrupt.sub(clean);
+                    diff.sub_(clean);
+                    clean.close();
                     Map<String, Tensor> destInputs = destInputGradients(model, batch, options.answerDiff());
                     for (DestModule dm : dests) {
                         Tensor grad = destInputs.get(dm.moduleName());  // [batch, seq, (head,) dModel]

@@ -12,8 +12,10 @@ import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.Inputs;
 import org.autocircuit.patching.PatchableModel;
+import org.autocircuit.patching.RunCircuits;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -138,32 +140,102 @@ public final class MaskGradient {
     /** The scores summed over {@code batches}, with ablation values computed from {@code ablationBatches}. */
     private static PruneScores scoresOf(PatchableModel model, List<PromptPairBatch> ablationBatches,
                                         List<PromptPairBatch> batches, Options options, Progress progress) {
+        return scoresOf(model, ablationBatches, batches, options, progress, true);
+    }
+
+    /**
+     * {@link #scoresOf(PatchableModel, List, List, Options, Progress)}; with {@code sharedPrefix}, under RESAMPLE
+     * ablation, each batch runs on the tokens after its clean and corrupt prompts' shared prefix, over a key/value
+     * cache of it ({@link RunCircuits#sharedPrefixLength}). That is exact: the prefix's activations are the same on
+     * both sides and do not depend on the masks (the model is causal and {@code patch − curr} is 0 there), so the
+     * prefix contributes nothing to any mask gradient and only its keys and values reach later positions. False
+     * runs the whole prompts (tests compare the two).
+     */
+    static PruneScores scoresOf(PatchableModel model, List<PromptPairBatch> ablationBatches, List<PromptPairBatch> batches,
+                                Options options, Progress progress, boolean sharedPrefix) {
+        AblationType type = options.ablationType();
+        if (type.needsCleanCorrupt() != (options.cleanCorrupt() != null)) {
+            throw new IllegalArgumentException(type + (type.needsCleanCorrupt()
+                ? " needs cleanCorrupt (CLEAN or CORRUPT)" : " takes no cleanCorrupt, got " + options.cleanCorrupt()));
+        }
         int points = options.integratedGradSamples() == null ? 1 : options.integratedGradSamples() + 1;
         long total = (long) points * batches.size(), done = 0;
         try (PointerScope runScope = new PointerScope()) {
-            Map<Long, Tensor> srcOuts = Ablations.batchSrcAblations(model, ablationBatches, options.ablationType(),
-                options.cleanCorrupt());
+            // Per-batch ablation values (resample, zero, batch means) are computed batch by batch and serve all of the
+            // batch's points, so only one batch's [nSrc, batch, seq, dModel] values is alive at a time; dataset means
+            // are one tensor for all batches.
+            boolean perBatch = !options.ablationType().meanOverDataset();
+            Map<Long, Tensor> shared = perBatch ? null : Ablations.batchSrcAblations(model, ablationBatches,
+                options.ablationType(), options.cleanCorrupt());
             try (PatchableModel.MaskTraining training = model.trainMaskMode()) {
-                for (int sample = 0; sample < points; sample++) {
-                    double maskValue = options.maskVal() != null
-                        ? options.maskVal() : (double) sample / options.integratedGradSamples();
-                    model.setAllMasks(maskValue);
-                    for (PromptPairBatch batch : batches) {
-                        Progress.checkInterrupted("mask gradient");
-                        Tensor patch = srcOuts.get(batch.key());
-                        // At mask 0 no gradient flows through the patch differences into the source outputs.
-                        try (PointerScope step = new PointerScope();
-                             PatchableModel.PatchMode mode = maskValue == 0.0
-                                 ? model.patchModeAtZeroMasks(patch) : model.patchMode(patch)) {
-                            Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
-                            Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
-                            loss.backward();
+                for (PromptPairBatch batch : batches) {
+                    int prefix = sharedPrefix && options.ablationType() == AblationType.RESAMPLE
+                        ? RunCircuits.sharedPrefixLength(model, batch) : 0;
+                    try (PointerScope batchScope = new PointerScope(); PrefixCache cache = PrefixCache.of(model, batch, prefix)) {
+                        Tensor input = cache.tail(Inputs.clean(batch));
+                        Tensor padding = cache.tail(Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
+                        Tensor patch = !perBatch ? shared.get(batch.key()) : prefix == 0
+                            ? Ablations.batchSrcAblations(model, List.of(batch), options.ablationType(), options.cleanCorrupt())
+                                .get(batch.key())
+                            : Ablations.srcAblations(model, cache.tail(Inputs.input(batch, options.cleanCorrupt())),
+                                cache.tail(Inputs.padding(batch, options.cleanCorrupt())), AblationType.RESAMPLE);
+                        for (int sample = 0; sample < points; sample++) {
+                            double maskValue = options.maskVal() != null
+                                ? options.maskVal() : (double) sample / options.integratedGradSamples();
+                            model.setAllMasks(maskValue);
+                            Progress.checkInterrupted("mask gradient");
+                            // Every mask holds maskValue: the source outputs' gradient through the patch differences
+                            // is then -maskValue times the destination inputs' (0 at mask 0), carried without a
+                            // per-source product (PatchableModel.patchModeAtUniformMasks).
+                            try (PointerScope step = new PointerScope();
+                                 PatchableModel.PatchMode mode = maskValue == 0.0
+                                     ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, maskValue)) {
+                                Tensor logits = model.forward(input, padding);
+                                Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
+                                loss.backward();
+                            }
+                            progress.update("mask gradient", ++done, total);
                         }
-                        progress.update("mask gradient", ++done, total);
                     }
                 }
                 return model.maskGradients();
             }
+        }
+    }
+
+    /** The key/value cache of a batch's shared prefix, handed to the model while open (none at length 0). */
+    private static final class PrefixCache implements AutoCloseable {
+        private final PatchableModel model;
+        private final int length;
+        private final long batchSize;
+
+        private PrefixCache(PatchableModel model, int length, long batchSize) {
+            this.model = model;
+            this.length = length;
+            this.batchSize = batchSize;
+        }
+
+        static PrefixCache of(PatchableModel model, PromptPairBatch batch, int length) {
+            if (length > 0) {
+                try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                    Tensor tokens = Inputs.clean(batch).narrow(1, 0, length).contiguous();
+                    Tensor padding = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
+                    model.addKvCache(model.model().buildKvCache(tokens,
+                        padding == null ? null : padding.narrow(1, 0, length).contiguous()));
+                }
+            }
+            return new PrefixCache(model, length, batch.batchSize());
+        }
+
+        /** The positions after the prefix of a {@code [batch, seq]} tensor (null stays null). */
+        Tensor tail(Tensor t) {
+            if (t == null || length == 0) return t;
+            return t.narrow(1, length, t.size(1) - length).contiguous();
+        }
+
+        @Override
+        public void close() {
+            if (length > 0) model.removeKvCache(batchSize);
         }
     }
 }

@@ -41,7 +41,7 @@ public final class NativeKernelsLib {
     public static native int apiVersion();
 
     /** The API version this Java class was written for. */
-    public static final int EXPECTED_API_VERSION = 3;
+    public static final int EXPECTED_API_VERSION = 4;
 
     /** The libtorch version of the headers the library was compiled against, e.g. {@code "2.13.0"}. */
     @Name("libtorch_version")
@@ -68,6 +68,18 @@ public final class NativeKernelsLib {
     /** How many CPU forward passes took the sparse binary-mask path so far. */
     @Name("sparse_forward_count")
     public static native @Cast("int64_t") long sparseForwardCount();
+
+    /**
+     * Turns the uniform-mask forward path (every mask value equal, fp32: each row is the input plus that value times
+     * one sum of the differences) on or off for the whole process (on by default) and returns the previous setting.
+     * For tests and benchmarks.
+     */
+    @Name("set_uniform")
+    public static native @Cast("bool") boolean setUniform(@Cast("bool") boolean enabled);
+
+    /** How many CPU forward passes took the uniform-mask path so far. */
+    @Name("uniform_forward_count")
+    public static native @Cast("int64_t") long uniformForwardCount();
 
     /** Whether the library contains the CUDA kernels. */
     @Name("cuda_compiled")

@@ -70,6 +70,7 @@ public final class PatchableModel implements AutoCloseable {
     private Tensor patchSrcOuts;   // [nSrc, batch, seq, dModel], null outside patch mode
     private Tensor currSrcOuts;    // [nSrc, batch, seq, dModel] buffer kept across forward passes of one patch mode
     private boolean currGradients = true;   // false: patch differences are constants to autograd (see patchModeAtZeroMasks)
+    private double uniformMask = 0.0;       // with currGradients false: the value of every mask (patchModeAtUniformMasks)
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
@@ -77,6 +78,7 @@ public final class PatchableModel implements AutoCloseable {
     private long sampleWhole = 0;           // > 0 while sampled masks are drawn for a whole batch (see sampleRowsOf)
     private long sampleStart = 0;
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
+    private long uniformMaskTermCount;      // destinations given the uniform-mask gradient term, for tests
     private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
     private volatile boolean closed;
 
@@ -474,6 +476,11 @@ public final class PatchableModel implements AutoCloseable {
             && graph.seqLen().isEmpty() && !org.bytedeco.pytorch.GradMode.is_enabled();
     }
 
+    /** How many destination inputs patched passes have given the uniform-mask gradient term (tests). */
+    long uniformMaskTermCount() {
+        return uniformMaskTermCount;
+    }
+
     /** How many Q/K/V destination groups patched passes have given their inputs in compact form (tests). */
     long compactHeadInputCount() {
         return compactHeadInputCount;
@@ -541,6 +548,11 @@ public final class PatchableModel implements AutoCloseable {
         private final Map<String, HeadInputs> fusedHeadInputs = new HashMap<>();   // the same, in compact form
         private final boolean shared;                                 // sources written into `earlier`, read as views
         private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
+        // patchModeAtUniformMasks with grad: per source module, its output summed over its rows, in the autograd graph
+        private final Tensor[] moduleSums;
+        private final Tensor[] moduleRows;
+        private Tensor prefixSum;          // Σ moduleSums[0, prefixModules), in the autograd graph
+        private int prefixModules;
         private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
 
         /**
@@ -554,6 +566,65 @@ public final class PatchableModel implements AutoCloseable {
             this.earlier = earlier;
             this.batch = batch;
             this.shared = shared;
+            this.moduleSums = uniformCurrGradient() ? new Tensor[graph.srcModules().size()] : null;
+            this.moduleRows = moduleSums == null ? null : new Tensor[moduleSums.length];
+        }
+
+        /**
+         * Whether this pass carries the current outputs' gradient through {@link #uniformMaskTerm} (see
+         * {@link #patchModeAtUniformMasks}): a shared pass under autograd with a nonzero uniform mask.
+         */
+        private boolean uniformCurrGradient() {
+            return shared && !currGradients && uniformMask != 0.0 && org.bytedeco.pytorch.GradMode.is_enabled();
+        }
+
+        /**
+         * {@code −alpha · (T − T.detach())} for the sources {@code [start, start+n)}, T their outputs' sum
+         * {@code [batch, seq, dModel]}: zero in value, and the gradient {@code −alpha · g} into every one of them for a
+         * gradient g on the destination input it is added to.
+         */
+        private Tensor uniformMaskTerm(int start, int n) {
+            List<SrcModule> modules = graph.srcModules();
+            Tensor total = null;
+            if (start == 0) {
+                // destinations of a factorized graph read growing prefixes: extend one running sum
+                int end = 0;
+                while (end < modules.size() && modules.get(end).srcEnd() <= n) end++;
+                if (end > 0 && modules.get(end - 1).srcEnd() == n && end >= prefixModules) {
+                    for (; prefixModules < end; prefixModules++) {
+                        Tensor t = moduleSum(prefixModules);
+                        prefixSum = prefixSum == null ? t : prefixSum.add(t);
+                    }
+                    total = prefixSum;
+                }
+            }
+            if (total == null) {
+                for (int m = 0; m < modules.size(); m++) {
+                    SrcModule sm = modules.get(m);
+                    int from = Math.max(start, sm.srcStart()), to = Math.min(start + n, sm.srcEnd());
+                    if (from >= to) continue;
+                    Tensor t = to - from == sm.count() ? moduleSum(m) : rowsOf(m).narrow(0, from - sm.srcStart(), to - from).sum(0);
+                    total = total == null ? t : total.add(t);
+                }
+            }
+            return total.sub(total.detach()).mul(new Scalar(-uniformMask));
+        }
+
+        /** Source module m's output summed over its rows, [batch, seq, dModel]. */
+        private Tensor moduleSum(int m) {
+            Tensor t = moduleSums[m];
+            if (t == null) {
+                throw new IllegalStateException("destination reads source module " + graph.srcModules().get(m).moduleName()
+                    + " before this pass produced it");
+            }
+            return t;
+        }
+
+        /** Source module m's output as rows [count, batch, seq, dModel], in the autograd graph. */
+        private Tensor rowsOf(int m) {
+            Tensor t = moduleRows[m];
+            if (t == null) moduleSum(m);   // throws
+            return t;
         }
 
         @Override
@@ -569,6 +640,10 @@ public final class PatchableModel implements AutoCloseable {
                         writeSrc(earlier, sm, x.detach());
                     }
                     produced[srcModule] = earlier.narrow(0, sm.srcStart(), sm.count());
+                    if (moduleSums != null) {
+                        moduleRows[srcModule] = srcRows(sm, x);
+                        moduleSums[srcModule] = sm.headed() ? x.sum(2) : x;
+                    }
                 } else {
                     produced[srcModule] = srcRows(sm, x);
                 }
@@ -667,6 +742,11 @@ public final class PatchableModel implements AutoCloseable {
             if (!input.is_contiguous()) input = input.contiguous();
             // A shared pass reads source prefixes of one buffer in increasing order, so one running sum of the
             // differences serves all its destinations (used by the native kernels for mostly-1 binary masks).
+            if (moduleSums != null) {
+                if (lastPositions) throw new IllegalStateException("a trimmed last block under autograd");
+                input = input.add(uniformMaskTerm(dm.inSrcStart(), dm.nIn()));
+                uniformMaskTermCount++;
+            }
             RunningDeltaSum sum = null;
             if (shared && dm.inSrcStart() == 0 && !lastPositions) {
                 if (running == null) running = RunningDeltaSum.startingAt(input);
@@ -942,8 +1022,9 @@ public final class PatchableModel implements AutoCloseable {
             throw new IllegalArgumentException("currSrcOuts " + java.util.Arrays.toString(currSrcOuts.shape())
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
         }
-        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients);
+        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients, this.uniformMask);
         this.currGradients = true;
+        this.uniformMask = 0.0;
         this.patchSrcOuts = patchSrcOuts;
         this.currSrcOuts = currSrcOuts != null ? currSrcOuts : torch.zeros_like(patchSrcOuts);
         return mode;
@@ -961,6 +1042,39 @@ public final class PatchableModel implements AutoCloseable {
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
         return mode;
+    }
+
+    /**
+     * Patch mode for passes in which every mask holds the same value {@code alpha} (the points of integrated
+     * gradients). The gradient that reaches a current source output u through the destinations v that read it is then
+     * {@code −Σ_v m[v,u] · ∂L/∂in_v = −alpha · Σ_v ∂L/∂in_v}, the same for every source a destination reads, so it
+     * need not go through the kernels per source: the pass runs as {@link #patchModeAtZeroMasks} does (differences
+     * constant to autograd, one shared source buffer, no per-destination concatenation) and each destination adds
+     * {@code −alpha · (T − T.detach())} to its input, where T is the sum of the source outputs it reads. That term is
+     * exactly 0 in value and carries exactly that gradient to every source it sums. Mask gradients are unchanged up to
+     * float rounding. Falls back to {@link #patchMode(Tensor)} when a mask differs from {@code alpha} or the applied
+     * masks are not the masks themselves (a mask function, mask dropout, per-example masks). The caller must keep
+     * every mask at {@code alpha} while the scope is open.
+     */
+    public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
+        ensureOpen();
+        boolean usable = maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0
+            && Double.isFinite(alpha) && masksAllEqual(alpha);
+        if (!usable) return patchMode(patchSrcOuts);
+        PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
+        currGradients = false;
+        uniformMask = alpha;
+        return mode;
+    }
+
+    /** Whether every element of every mask equals {@code value} (compared in the masks' dtype). */
+    private boolean masksAllEqual(double value) {
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            for (Tensor m : masks.values()) {
+                if (m.numel() > 0 && m.ne(new Scalar(value)).any().item_bool()) return false;
+            }
+        }
+        return true;
     }
 
     /** Patch mode with the given edges (by name, every position) ablated and every other edge kept. */
@@ -984,12 +1098,14 @@ public final class PatchableModel implements AutoCloseable {
         private final Tensor prevPatch;
         private final Tensor prevCurr;
         private final boolean prevCurrGradients;
+        private final double prevUniformMask;
         private boolean closed;
 
-        private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients) {
+        private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask) {
             this.prevPatch = prevPatch;
             this.prevCurr = prevCurr;
             this.prevCurrGradients = prevCurrGradients;
+            this.prevUniformMask = prevUniformMask;
         }
 
         @Override
@@ -999,6 +1115,7 @@ public final class PatchableModel implements AutoCloseable {
             patchSrcOuts = prevPatch;
             currSrcOuts = prevCurr;
             currGradients = prevCurrGradients;
+            uniformMask = prevUniformMask;
         }
     }
 

@@ -140,8 +140,12 @@ public final class RunCircuits {
         from.detach(t);
     }
 
-    /** How many leading positions a batch's passes share and skip under RESAMPLE ablation (tests). */
-    static int sharedPrefixLength(PatchableModel model, PromptPairBatch batch) {
+    /**
+     * How many leading positions a batch's clean and corrupt prompts share (tokens and padding), which its passes
+     * skip under RESAMPLE ablation over a key/value cache of them; 0 where that is not usable (models without block
+     * passes, caches handed over by the caller, token graphs, outputs other than the last position).
+     */
+    public static int sharedPrefixLength(PatchableModel model, PromptPairBatch batch) {
         return SharedPrefix.length(model, batch);
     }
 

@@ -261,6 +261,54 @@ class EdgePatchKernelTest {
         assertEquals(before, NativeKernelsLib.sparseForwardCount());
     }
 
+    /**
+     * Masks that all hold one value (integrated gradients' points) take the uniform forward path in fp32, which
+     * sums the differences once per token instead of once per row; outputs and every gradient still equal the
+     * reference and the float64 truth, on every layout. One value off the others, or bfloat16 activations, take the
+     * dense path.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("allLayoutsForUniform")
+    void uniformMasksTakeTheUniformPathAndEqualReference(Problem p) {
+        assumeNativeKernels();
+        long[] shape = p.maskShape();
+        int size = 1;
+        for (long d : shape) size *= (int) d;
+        for (float value : new float[] {0.3f, 0.7f, 1.5f}) {
+            float[][] values = new float[p.masks()][size];
+            for (float[] v : values) java.util.Arrays.fill(v, value);
+            long before = NativeKernelsLib.uniformForwardCount();
+            compare(p, values);
+            long ran = NativeKernelsLib.uniformForwardCount() - before;
+            if (p.dtype() == torch.ScalarType.Float) {
+                assertTrue(ran > 0, p + ": the uniform path did not run at " + value);
+            } else {
+                assertEquals(0, ran, p + ": bfloat16 takes the dense path");
+            }
+            // one value off: the dense path
+            values[p.masks() - 1][size - 1] = value / 2;
+            before = NativeKernelsLib.uniformForwardCount();
+            compare(p, values);
+            assertEquals(before, NativeKernelsLib.uniformForwardCount(), p + ": non-uniform masks took the uniform path");
+        }
+    }
+
+    static Stream<Arguments> allLayoutsForUniform() {
+        List<Arguments> cases = new ArrayList<>();
+        long seed = 301;
+        long[][] shapes = {{2, 4, 768, 144, 12, 3}, {2, 3, 768, 145, 1, 1}, {2, 5, 37, 29, 3, 2}, {1, 2, 1030, 9, 2, 1}};
+        for (long[] s : shapes) {
+            for (int l = 0; l < 8; l++) {
+                MaskLayout layout = new MaskLayout((l & 4) != 0, (l & 2) != 0, (l & 1) != 0);
+                for (torch.ScalarType dtype : new torch.ScalarType[] {torch.ScalarType.Float, torch.ScalarType.BFloat16}) {
+                    if (dtype == torch.ScalarType.BFloat16 && l != 1) continue;   // the dtype fallback once per shape
+                    cases.add(Arguments.of(new Problem(s[0], s[1], s[2], s[3], s[4], (int) s[5], layout, dtype, dtype, seed++)));
+                }
+            }
+        }
+        return cases.stream();
+    }
+
     /** Binary masks of the problem's shape: each row's majority value and, with probability 5%, the other value. */
     static float[][] binaryMasks(Problem p, String pattern) {
         java.util.Random random = new java.util.Random(p.seed());
