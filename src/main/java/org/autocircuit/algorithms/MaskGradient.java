@@ -13,9 +13,9 @@ import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.Inputs;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.patching.RunCircuits;
+import org.autocircuit.patching.SharedPrefix;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -171,7 +171,8 @@ public final class MaskGradient {
                 for (PromptPairBatch batch : batches) {
                     int prefix = sharedPrefix && options.ablationType() == AblationType.RESAMPLE
                         ? RunCircuits.sharedPrefixLength(model, batch) : 0;
-                    try (PointerScope batchScope = new PointerScope(); PrefixCache cache = PrefixCache.of(model, batch, prefix)) {
+                    try (PointerScope batchScope = new PointerScope();
+                         SharedPrefix cache = SharedPrefix.cache(model, batch, Ablations.CleanCorrupt.CLEAN, prefix)) {
                         Tensor input = cache.tail(Inputs.clean(batch));
                         Tensor padding = cache.tail(Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
                         Tensor patch = !perBatch ? shared.get(batch.key()) : prefix == 0
@@ -203,39 +204,4 @@ public final class MaskGradient {
         }
     }
 
-    /** The key/value cache of a batch's shared prefix, handed to the model while open (none at length 0). */
-    private static final class PrefixCache implements AutoCloseable {
-        private final PatchableModel model;
-        private final int length;
-        private final long batchSize;
-
-        private PrefixCache(PatchableModel model, int length, long batchSize) {
-            this.model = model;
-            this.length = length;
-            this.batchSize = batchSize;
-        }
-
-        static PrefixCache of(PatchableModel model, PromptPairBatch batch, int length) {
-            if (length > 0) {
-                try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-                    Tensor tokens = Inputs.clean(batch).narrow(1, 0, length).contiguous();
-                    Tensor padding = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
-                    model.addKvCache(model.model().buildKvCache(tokens,
-                        padding == null ? null : padding.narrow(1, 0, length).contiguous()));
-                }
-            }
-            return new PrefixCache(model, length, batch.batchSize());
-        }
-
-        /** The positions after the prefix of a {@code [batch, seq]} tensor (null stays null). */
-        Tensor tail(Tensor t) {
-            if (t == null || length == 0) return t;
-            return t.narrow(1, length, t.size(1) - length).contiguous();
-        }
-
-        @Override
-        public void close() {
-            if (length > 0) model.removeKvCache(batchSize);
-        }
-    }
 }
