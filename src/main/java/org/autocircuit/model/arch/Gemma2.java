@@ -41,21 +41,16 @@ public final class Gemma2 implements Architecture {
     public ModelConfig config(ConfigJson json, String archName) {
         int d = json.integer("hidden_size");
         int heads = json.integer("num_attention_heads");
-        int kvHeads = json.integer("num_key_value_heads", heads);
-        if (heads % kvHeads != 0) {
-            throw json.error("num_key_value_heads", "(" + kvHeads + ") must divide num_attention_heads (" + heads + ")");
-        }
+        int kvHeads = Llama.kvHeads(json, heads);
         int layers = json.integer("num_hidden_layers");
-        int dHead = json.has("head_dim") ? json.integer("head_dim")
-            : json.divide("hidden_size", d, "num_attention_heads", heads);
+        int dHead = Llama.dHead(json, d, heads);
         if (json.bool("attention_bias", false)) {
             throw json.error("attention_bias", "is true; Gemma-2 checkpoints have no attention biases and this adapter "
                 + "reads none");
         }
         // transformers 5 writes hidden_activation; older configs hidden_act
         String act = json.has("hidden_activation") ? "hidden_activation" : "hidden_act";
-        int window = json.integer("sliding_window", 0);
-        if (window < 0) throw json.error("sliding_window", "must be a positive integer or null, got " + window);
+        int window = Llama.slidingWindow(json);
         List<Boolean> sliding = new ArrayList<>();
         if (json.root().has("layer_types") && !json.root().get("layer_types").isNull()) {
             var types = json.root().get("layer_types");

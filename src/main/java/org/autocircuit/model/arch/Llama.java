@@ -53,17 +53,35 @@ public class Llama implements Architecture {
     public ModelConfig config(ConfigJson json, String archName) {
         int d = json.integer("hidden_size");
         int heads = json.integer("num_attention_heads");
-        int kvHeads = json.integer("num_key_value_heads", heads);
-        if (heads % kvHeads != 0) {
-            throw json.error("num_key_value_heads", "(" + kvHeads + ") must divide num_attention_heads (" + heads + ")");
-        }
-        int dHead = json.has("head_dim") ? json.integer("head_dim")
-            : json.divide("hidden_size", d, "num_attention_heads", heads);
+        int kvHeads = kvHeads(json, heads);
+        int dHead = dHead(json, d, heads);
         return new ModelConfig(archName, json.integer("num_hidden_layers"), d, heads, kvHeads, dHead,
             json.integer("intermediate_size"), json.integer("vocab_size"), json.integer("max_position_embeddings"),
             json.number("rms_norm_eps", 1e-6), ModelConfig.Norm.RMS_NORM, json.actFn("hidden_act", "silu"), false,
             false, true, json.bool("tie_word_embeddings", tiedByDefault()), json.id("bos_token_id", 1),
             Rope.read(json, dHead, 10000.0), biases(json));
+    }
+
+    /** {@code num_key_value_heads} (default: one per query head), which must divide the query heads. */
+    static int kvHeads(ConfigJson json, int heads) {
+        int kvHeads = json.integer("num_key_value_heads", heads);
+        if (heads % kvHeads != 0) {
+            throw json.error("num_key_value_heads", "(" + kvHeads + ") must divide num_attention_heads (" + heads + ")");
+        }
+        return kvHeads;
+    }
+
+    /** {@code head_dim}, or {@code hidden_size / num_attention_heads} where config.json does not give it. */
+    static int dHead(ConfigJson json, int d, int heads) {
+        return json.has("head_dim") ? json.integer("head_dim")
+            : json.divide("hidden_size", d, "num_attention_heads", heads);
+    }
+
+    /** {@code sliding_window}: 0 when absent or null (full causal attention). */
+    static int slidingWindow(ConfigJson json) {
+        int window = json.integer("sliding_window", 0);
+        if (window < 0) throw json.error("sliding_window", "must be a positive integer or null, got " + window);
+        return window;
     }
 
     @Override

@@ -17,8 +17,7 @@ public final class Mistral extends Llama {
     @Override
     public ModelConfig config(ConfigJson json, String archName) {
         ModelConfig cfg = super.config(json, archName);
-        int window = json.integer("sliding_window", 0);
-        if (window < 0) throw json.error("sliding_window", "must be a positive integer or null, got " + window);
+        int window = slidingWindow(json);
         if (window == 0 || window >= cfg.nCtx()) return cfg;   // a window as long as the context changes nothing
         return cfg.withExtras(new ModelConfig.Extras(window, List.of(), 0, 0, 0, false, false));
     }
