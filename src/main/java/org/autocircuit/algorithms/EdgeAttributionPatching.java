@@ -18,6 +18,7 @@ import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.BoolOptional;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -44,11 +45,27 @@ public final class EdgeAttributionPatching {
     private EdgeAttributionPatching() {}
 
     /**
-     * @param answerDiff  loss −mean(answer − wrong answer) logit (true) or −mean answer logit (false)
-     * @param perPosition on token graphs, score each edge at its own position (true) or, as AutoCircuit does, give
-     *                    every position the sum over all positions (false); no effect on component graphs
+     * @param answerDiff      loss −mean(answer − wrong answer) logit (true) or −mean answer logit (false)
+     * @param perPosition     on token graphs, score each edge at its own position (true) or, as AutoCircuit does, give
+     *                        every position the sum over all positions (false); no effect on component graphs
+     * @param promptsPerPass  at most this many prompts of a batch in one forward and backward pass (0: the whole
+     *                        batch). The loss is a mean over prompts and no prompt's activations depend on another's,
+     *                        so the gradients of a batch's parts, each loss scaled by part size / batch size, add up
+     *                        to the batch's: the scores are the same up to float rounding, and the memory the pass
+     *                        keeps (every destination input's gradient, the autograd graph) shrinks with the part
      */
-    public record Options(boolean answerDiff, boolean perPosition) {
+    public record Options(boolean answerDiff, boolean perPosition, int promptsPerPass) {
+        public Options {
+            if (promptsPerPass < 0) {
+                throw new IllegalArgumentException("promptsPerPass must be >= 0 (0: whole batches), got " + promptsPerPass);
+            }
+        }
+
+        /** Whole batches per pass. */
+        public Options(boolean answerDiff, boolean perPosition) {
+            this(answerDiff, perPosition, 0);
+        }
+
         /** Logit difference, per-position token scores. */
         public static Options defaults() {
             return new Options(true, true);
@@ -57,6 +74,11 @@ public final class EdgeAttributionPatching {
         /** AutoCircuit's {@code edge_attribution_patching_prune_scores(answer_diff=True)}, position quirk included. */
         public static Options autoCircuit() {
             return new Options(true, false);
+        }
+
+        /** These options with at most {@code n} prompts per pass (0: whole batches). */
+        public Options withPromptsPerPass(int n) {
+            return new Options(answerDiff, perPosition, n);
         }
     }
 
@@ -88,7 +110,6 @@ public final class EdgeAttributionPatching {
                                      Progress progress) {
         if (model.inPatchMode()) throw new IllegalStateException("exact EAP runs the unpatched model; leave patch mode first");
         Graph graph = model.graph();
-        boolean tokenGraph = graph.seqLen().isPresent();
         List<DestModule> dests = graph.destModules();
         Map<String, Tensor> sums = new LinkedHashMap<>();   // dest module → mask-shaped running sum
         try (PointerScope runScope = new PointerScope()) {
@@ -96,31 +117,13 @@ public final class EdgeAttributionPatching {
             for (DestModule dm : dests) sums.put(dm.moduleName(), torch.zeros(dm.maskShape(), model.device().options(torch.ScalarType.Float)));
             long done = 0;
             for (PromptPairBatch batch : batches) {
-                Progress.checkInterrupted("edge attribution patching");
-                try (PointerScope step = new PointerScope()) {
-                    // corrupt − clean in the corrupt buffer, the clean one freed at once: one [nSrc, batch, seq, dModel]
-                    // tensor instead of three stays alive through the backward pass below (232 MB less at GPT-2 small's
-                    // 16 × 15 tokens)
-                    Tensor diff = model.srcOutputs(Inputs.corrupt(batch),
-                        Inputs.padding(batch, Ablations.CleanCorrupt.CORRUPT), null);     // [nSrc, batch, seq, dModel]
-                    Tensor clean = model.srcOutputs(Inputs.clean(batch),
-                        Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN), null);
-                    diff.sub_(clean);
-                    clean.close();
-                    Map<String, Tensor> destInputs = destInputGradients(model, batch, options.answerDiff());
-                    for (DestModule dm : dests) {
-                        Tensor grad = destInputs.get(dm.moduleName());  // [batch, seq, (head,) dModel]
-                        Tensor srcDiff = diff.narrow(0, dm.inSrcStart(), dm.nIn());    // [nIn, batch, seq, dModel]
-                        String g = dm.headed() ? "bshd" : "bsd";
-                        String h = dm.headed() ? "h" : "";
-                        Tensor score;
-                        if (tokenGraph && options.perPosition()) {
-                            score = torch.einsum(g + ",ibsd->s" + h + "i", new TensorVector(grad, srcDiff));
-                        } else {
-                            score = torch.einsum(g + ",ibsd->" + h + "i", new TensorVector(grad, srcDiff));
-                            if (tokenGraph) score = score.unsqueeze(0).expand(dm.maskShape());
-                        }
-                        sums.get(dm.moduleName()).add_(score);
+                int size = batch.batchSize();
+                int perPass = options.promptsPerPass() == 0 ? size : Math.min(options.promptsPerPass(), size);
+                for (int start = 0; start < size; start += perPass) {
+                    Progress.checkInterrupted("edge attribution patching");
+                    int count = Math.min(perPass, size - start);
+                    try (PointerScope step = new PointerScope()) {
+                        addScores(model, batch.rows(start, count), size, options, sums);
                     }
                 }
                 progress.update("edge attribution patching", ++done, batches.size());
@@ -132,10 +135,43 @@ public final class EdgeAttributionPatching {
     }
 
     /**
+     * Adds the scores of {@code part}, prompts of a batch of {@code batchSize}, to {@code sums}: its loss is the batch
+     * mean's share, {@code Σ_part / batchSize}, so that the parts of a batch add up to the whole batch's scores.
+     */
+    private static void addScores(PatchableModel model, PromptPairBatch part, int batchSize, Options options,
+                                  Map<String, Tensor> sums) {
+        boolean tokenGraph = model.graph().seqLen().isPresent();
+        // corrupt − clean in the corrupt buffer, the clean one freed at once: one [nSrc, batch, seq, dModel] tensor
+        // instead of three stays alive through the backward pass below (232 MB less at GPT-2 small's 16 × 15 tokens)
+        Tensor diff = model.srcOutputs(Inputs.corrupt(part),
+            Inputs.padding(part, Ablations.CleanCorrupt.CORRUPT), null);     // [nSrc, part, seq, dModel]
+        Tensor clean = model.srcOutputs(Inputs.clean(part),
+            Inputs.padding(part, Ablations.CleanCorrupt.CLEAN), null);
+        diff.sub_(clean);
+        clean.close();
+        Map<String, Tensor> destInputs = destInputGradients(model, part, batchSize, options.answerDiff());
+        for (DestModule dm : model.graph().destModules()) {
+            Tensor grad = destInputs.get(dm.moduleName());  // [part, seq, (head,) dModel]
+            Tensor srcDiff = diff.narrow(0, dm.inSrcStart(), dm.nIn());    // [nIn, part, seq, dModel]
+            String g = dm.headed() ? "bshd" : "bsd";
+            String h = dm.headed() ? "h" : "";
+            Tensor score;
+            if (tokenGraph && options.perPosition()) {
+                score = torch.einsum(g + ",ibsd->s" + h + "i", new TensorVector(grad, srcDiff));
+            } else {
+                score = torch.einsum(g + ",ibsd->" + h + "i", new TensorVector(grad, srcDiff));
+                if (tokenGraph) score = score.unsqueeze(0).expand(dm.maskShape());
+            }
+            sums.get(dm.moduleName()).add_(score);
+        }
+    }
+
+    /**
      * One clean, unpatched forward and backward pass: the gradient of the loss at every destination module's input,
      * {@code [batch, seq, head, dModel]} for per-head destinations, {@code [batch, seq, dModel]} otherwise.
      */
-    private static Map<String, Tensor> destInputGradients(PatchableModel model, PromptPairBatch batch, boolean answerDiff) {
+    private static Map<String, Tensor> destInputGradients(PatchableModel model, PromptPairBatch batch, int batchSize,
+                                                          boolean answerDiff) {
         Graph graph = model.graph();
         List<String> names = new ArrayList<>();
         List<Tensor> inputs = new ArrayList<>();
@@ -160,6 +196,8 @@ public final class EdgeAttributionPatching {
         Tensor loss = answerDiff
             ? TensorOps.batchAvgAnswerDiff(logits, batch).neg()
             : TensorOps.batchAvgAnswerVal(logits, batch, false).neg();
+        // a part of a larger batch: its share of that batch's mean (the whole batch: the factor is exactly 1, skipped)
+        if (batch.batchSize() != batchSize) loss = loss.mul(new Scalar((double) batch.batchSize() / batchSize));
         TensorVector grads = torch.grad(new TensorVector(loss), new TensorVector(inputs.toArray(new Tensor[0])),
             new TensorVector(), new BoolOptional(false), false, true);
         Map<String, Tensor> out = new LinkedHashMap<>();

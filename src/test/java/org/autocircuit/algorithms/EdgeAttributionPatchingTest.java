@@ -2,6 +2,7 @@ package org.autocircuit.algorithms;
 
 import static org.autocircuit.testing.TensorAsserts.assertClose;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.stream.Stream;
@@ -56,6 +57,52 @@ class EdgeAttributionPatchingTest {
             assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "exact EAP, " + fixture + " " + graphKind + " graph, "
                 + kernels + " kernels");
         }
+    }
+
+    static Stream<Arguments> fixtureCases() {
+        return GoldenFixture.cases("prune_scores_eap_exact_{graph}.json");
+    }
+
+    /**
+     * Parts of batches (3 prompts per pass, so that the last part of a batch is smaller than the others): the golden
+     * scores still, and the whole-batch scores to float rounding. The parts only bound memory.
+     */
+    @Tag("golden")
+    @ParameterizedTest(name = "{0} {1} graph")
+    @MethodSource("fixtureCases")
+    void partsOfBatchesGiveTheWholeBatchScores(GoldenFixture fixture, String graphKind) {
+        try (PatchableModel model = fixture.patchable(graphKind, Kernels.reference())) {
+            List<PromptPairBatch> batches = fixture.data().train().batches();
+            assertTrue(batches.get(0).batchSize() > 3 && batches.get(0).batchSize() % 3 != 0,
+                "the fixture's batches split into uneven parts of 3: " + batches.get(0).batchSize());
+            PruneScores expected = Fixtures.pruneScores(model.graph(),
+                fixture.golden("prune_scores_eap_exact_" + graphKind + ".json").get("prune_scores"));
+            PruneScores whole = EdgeAttributionPatching.scores(model, batches,
+                EdgeAttributionPatching.Options.autoCircuit(), Progress.NONE);
+            PruneScores parts = EdgeAttributionPatching.scores(model, batches,
+                EdgeAttributionPatching.Options.autoCircuit().withPromptsPerPass(3), Progress.NONE);
+            assertClose(expected.flat(), parts.flat(), 1e-5, 1e-3, "exact EAP in parts of 3, " + fixture + " " + graphKind);
+            assertClose(whole.flat(), parts.flat(), 1e-6, 1e-5, "exact EAP in parts of 3 vs whole batches, " + fixture
+                + " " + graphKind);
+        }
+    }
+
+    /** The answer-logit loss in parts of one prompt: each part's loss is its share of the batch mean. */
+    @Test
+    void answerLogitLossInSinglePromptParts() {
+        try (PatchableModel model = fixtureModel("component")) {
+            EdgeAttributionPatching.Options whole = new EdgeAttributionPatching.Options(false, true);
+            PruneScores expected = EdgeAttributionPatching.scores(model, train, whole, Progress.NONE);
+            PruneScores parts = EdgeAttributionPatching.scores(model, train, whole.withPromptsPerPass(1), Progress.NONE);
+            assertClose(expected.flat(), parts.flat(), 1e-6, 1e-5, "exact EAP (answer logit), one prompt per pass");
+        }
+    }
+
+    @Test
+    void negativePromptsPerPassIsRefused() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            () -> EdgeAttributionPatching.Options.defaults().withPromptsPerPass(-1));
+        assertTrue(e.getMessage().contains("promptsPerPass"), e.getMessage());
     }
 
     @Tag("golden")

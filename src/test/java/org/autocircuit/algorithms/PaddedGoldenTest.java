@@ -157,6 +157,11 @@ class PaddedGoldenTest {
             PruneScores actual = EdgeAttributionPatching.scores(model, split("train"),
                 EdgeAttributionPatching.Options.autoCircuit(), org.autocircuit.util.Progress.NONE);
             assertClose(expected.flat(), actual.flat(), 1e-5, 1e-3, "padded exact EAP");
+            // in parts of 5 prompts: every part keeps the batch's padded length and its own rows of the padding
+            PruneScores parts = EdgeAttributionPatching.scores(model, split("train"),
+                EdgeAttributionPatching.Options.autoCircuit().withPromptsPerPass(5), org.autocircuit.util.Progress.NONE);
+            assertClose(expected.flat(), parts.flat(), 1e-5, 1e-3, "padded exact EAP, 5 prompts per pass");
+            assertClose(actual.flat(), parts.flat(), 1e-6, 1e-5, "padded exact EAP, 5 prompts per pass vs whole batches");
         }
     }
 

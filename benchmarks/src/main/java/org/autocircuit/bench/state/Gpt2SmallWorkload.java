@@ -105,11 +105,11 @@ public final class Gpt2SmallWorkload implements AutoCloseable {
     /** Records the peak RSS next to the JMH results, because JMH itself does not measure it. */
     public static void reportPeakRss(String benchmark, String kernels) {
         long mb = peakRssMb();
-        System.out.println(benchmark + " [" + kernels + "] peak RSS of the fork: " + mb + " MB");
+        System.out.println(benchmark + " [" + kernels + "] peak RSS of the fork: " + mb + " MiB");
         try {
             Path dir = Path.of(Files.isDirectory(Path.of("benchmarks")) ? "benchmarks/results" : "results");
             Files.createDirectories(dir);
-            Files.writeString(dir.resolve(benchmark + "-" + kernels + "-peak-rss.txt"), mb + " MB\n");
+            Files.writeString(dir.resolve(benchmark + "-" + kernels + "-peak-rss.txt"), mb + " MiB\n");
         } catch (IOException e) {
             System.out.println("could not write the peak RSS file: " + e);
         }
