@@ -8,6 +8,7 @@ import java.util.Random;
 import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.model.OutputSlice;
+import org.autocircuit.testing.BlockScores;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
@@ -155,17 +156,9 @@ class PassShortcutsTest {
         try (PointerScope scope = new PointerScope();
              PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
                  Fixtures.kernels(kernelName))) {
-            java.util.Map<String, float[]> byModule = new java.util.LinkedHashMap<>();
-            Random random = new Random(8);
-            int block1Edges = 0;
-            for (String module : model.maskNames()) {
-                float[] s = new float[(int) model.mask(module).numel()];
-                boolean block1 = module.startsWith("blocks.1.");
-                if (block1) block1Edges += s.length;
-                for (int i = 0; i < s.length; i++) s[i] = (block1 ? 10f : 0f) + random.nextFloat();
-                byModule.put(module, s);
-            }
-            PruneScores scores = PruneScores.of(model.graph(), byModule);
+            BlockScores favoured = BlockScores.favouring(model, 1, 8);
+            PruneScores scores = favoured.scores();
+            int block1Edges = favoured.blockEdges();
             // 3 edges: records the prefix; block1Edges + 5: starts at block 0 and rewrites its sources; 1 and 25:
             // patched only in block 1, yet must start at block 0 now
             List<Integer> counts = List.of(3, block1Edges + 5, 1, 25);

@@ -10,16 +10,14 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
-import java.util.Random;
 import org.autocircuit.data.PromptPairBatch;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.model.OutputSlice;
 import org.autocircuit.tasks.Datasets;
 import org.autocircuit.tasks.Gpt2Tokenizer;
 import org.autocircuit.tasks.LoaderOptions;
+import org.autocircuit.testing.BlockScores;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.HostTensor;
 import org.bytedeco.javacpp.PointerScope;
@@ -75,17 +73,9 @@ class ShortcutsOnPaddedBatchesTest {
                 assertTrue(RunCircuits.sharedPrefixLength(model, batch) >= 3, "shared prefix of batch " + batch.key());
             }
             // scores that put the top edges into block 1, so small circuits start there
-            Map<String, float[]> byModule = new LinkedHashMap<>();
-            Random random = new Random(3);
-            int block1Edges = 0;
-            for (String module : model.maskNames()) {
-                float[] s = new float[(int) model.mask(module).numel()];
-                boolean block1 = module.startsWith("blocks.1.");
-                if (block1) block1Edges += s.length;
-                for (int i = 0; i < s.length; i++) s[i] = (block1 ? 10f : 0f) + random.nextFloat();
-                byModule.put(module, s);
-            }
-            PruneScores scores = PruneScores.of(model.graph(), byModule);
+            BlockScores favoured = BlockScores.favouring(model, 1, 3);
+            PruneScores scores = favoured.scores();
+            int block1Edges = favoured.blockEdges();
             int nEdges = model.graph().nEdges();
             // all-0, block-1 only, block 0 too (restart earlier), block-1 only again, and all-1
             List<Integer> counts = List.of(0, 3, block1Edges + 5, 1, nEdges);
