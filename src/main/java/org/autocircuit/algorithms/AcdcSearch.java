@@ -17,6 +17,7 @@ import org.autocircuit.model.OutputSlice;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.Ablations;
 import org.autocircuit.patching.Inputs;
+import org.autocircuit.patching.NormScales;
 import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
@@ -101,6 +102,8 @@ final class AcdcSearch implements AutoCloseable {
     private final Tensor cleanCurrRep;   // [nSrc, window·batch, seq, dModel]
     private final Tensor[] residPreRep;  // per block [window·batch, seq, dModel]
     private final Tensor paddingRep;     // [window·batch, seq] or null
+    private final NormScales cleanScales;     // the clean run's norm scales (models with post-norms), else null
+    private final NormScales cleanScalesRep;  // the same repeated for the batched trials, or null
     private final Map<String, Integer> moduleStart = new HashMap<>();   // first graph edge position of each module
 
     // data-parallel: this rank's prompts of the batch; faithfulness sums are exchanged per forward pass
@@ -182,6 +185,7 @@ final class AcdcSearch implements AutoCloseable {
                 cleanCurr = model.srcOutputs(input, padding, null);
             }
             cleanOut = model.forward(input, padding);
+            cleanScales = model.normScales(input, padding);   // the srcOutputs pass above left them: no extra pass
             if (options.faithfulness() == Acdc.Faithfulness.KL_DIV) {
                 cleanLogprobs = cleanOut.log_softmax(-1);
                 cleanProbs = cleanLogprobs.exp();
@@ -197,9 +201,11 @@ final class AcdcSearch implements AutoCloseable {
                 residPreRep = new Tensor[residPre.length];
                 for (int b = 0; b < residPre.length; b++) residPreRep[b] = residPre[b].repeat(this.window, 1, 1);
                 paddingRep = padding == null ? null : padding.repeat(this.window, 1);
+                cleanScalesRep = cleanScales == null ? null : cleanScales.repeat(this.window);
             } else {
                 patchRep = cleanCurrRep = paddingRep = null;
                 residPreRep = null;
+                cleanScalesRep = null;
             }
         } catch (RuntimeException e) {
             close();
@@ -255,7 +261,7 @@ final class AcdcSearch implements AutoCloseable {
         for (int i = 0; i < ablated.length; i++) if (ablated[i]) setMask(i, 1f);
         float tau = taus[tauIndex];
         try (PointerScope passScope = new PointerScope();
-             PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone())) {
+             PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone()).freezeNormScales(cleanScales)) {
             // one current-output buffer per pass for the batched trials: row blocks of `batch` examples per trial
             Tensor currRep = this.window > 1 ? cleanCurrRep.clone() : null;
             while (position < order.length) {
@@ -298,7 +304,8 @@ final class AcdcSearch implements AutoCloseable {
         try (PointerScope windowScope = new PointerScope()) {
             Map<String, Tensor> masks = trialMasks(trialPos, k, startBlock);
             Tensor finalResid;
-            try (PatchableModel.PatchMode m = model.patchMode(patchRep.narrow(1, 0, rows), currRep.narrow(1, 0, rows))) {
+            try (PatchableModel.PatchMode m = model.patchMode(patchRep.narrow(1, 0, rows), currRep.narrow(1, 0, rows))
+                    .freezeNormScales(cleanScalesRep == null ? null : cleanScalesRep.firstRows(rows))) {
                 finalResid = model.residualFromBlock(startBlock, residPreRep[startBlock].narrow(0, 0, rows),
                     paddingRep == null ? null : paddingRep.narrow(0, 0, rows), masks);
             }

@@ -120,6 +120,16 @@ public interface HookedModel extends AutoCloseable {
         throw unsupported("unembed");
     }
 
+    /**
+     * The hook points of the norm scales this model computes inside a pass from the sum of several sources' outputs
+     * (Gemma-2's norm after the attention output: {@code blocks.b.ln1_post.hook_scale}, {@code [batch, seq, 1]}), in
+     * block order; empty for models without such norms. Edge patching freezes them at the unpatched run's values in
+     * patched passes (see {@code PatchableModel}), so that the sources stay additive.
+     */
+    default java.util.List<String> normScaleHooks() {
+        return java.util.List.of();
+    }
+
     /** The frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens, optional padding mask). */
     default KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
         throw unsupported("KV caches");

@@ -414,6 +414,16 @@ public final class HookedTransformer implements HookedModel {
         return true;
     }
 
+    /** {@code blocks.b.ln1_post.hook_scale} of every block with a norm after its attention output (Gemma-2). */
+    @Override
+    public java.util.List<String> normScaleHooks() {
+        java.util.List<String> names = new java.util.ArrayList<>();
+        for (int b = 0; b < blocks.length; b++) {
+            if (blocks[b].ln1PostW() != null) names.add("blocks." + b + ".ln1_post.hook_scale");
+        }
+        return java.util.List.copyOf(names);
+    }
+
     @Override
     public Graph graph(boolean factorized, boolean separateQkv, Integer seqLen) {
         return graph(factorized, separateQkv, seqLen, GqaLayout.UNGROUPED);

@@ -65,6 +65,8 @@ public final class PatchableModel implements AutoCloseable {
     private final Map<String, Integer> srcModuleIndex = new HashMap<>();   // hook name → index in graph.srcModules()
     private final Map<Long, KvCache> kvCaches = new HashMap<>();
     private final int dModel;
+    private final Map<String, Integer> normScaleIndex = new LinkedHashMap<>();   // model.normScaleHooks() → position
+    private final CleanScaleCache cleanScales = new CleanScaleCache();
 
     // patch state; changed only through the AutoCloseable scopes below
     private Tensor patchSrcOuts;   // [nSrc, batch, seq, dModel], null outside patch mode
@@ -80,6 +82,7 @@ public final class PatchableModel implements AutoCloseable {
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
     private long uniformMaskTermCount;      // destinations given the uniform-mask gradient term, for tests
     private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
+    private NormScales frozenScales;        // given by PatchMode.freezeNormScales, or null
     private volatile boolean closed;
 
     private PatchableModel(HookedModel model, Graph graph, OutputSlice slice, Kernels kernels) {
@@ -96,6 +99,7 @@ public final class PatchableModel implements AutoCloseable {
         }
         for (SrcModule sm : graph.srcModules()) srcByHook.put(sm.moduleName(), sm);
         for (int m = 0; m < graph.srcModules().size(); m++) srcModuleIndex.put(graph.srcModules().get(m).moduleName(), m);
+        for (String name : model.normScaleHooks()) normScaleIndex.put(name, normScaleIndex.size());
     }
 
     /**
@@ -256,6 +260,7 @@ public final class PatchableModel implements AutoCloseable {
         // inspection and later forwardFromBlock passes.
         boolean shared = sharedBufferUsable(true);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
+        hooks.frozen = frozenScalesFor(input, attentionMask, cache);
         Tensor out = run(input, attentionMask, cache, hooks, residualOnly, residPre, residualOnly && trimLastBlock(shared));
         currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
@@ -275,6 +280,7 @@ public final class PatchableModel implements AutoCloseable {
         long batch = residPre.shape()[0];
         checkPatchBatch(batch);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, sharedBufferUsable(false));
+        hooks.frozen = frozenScalesFromBlock(startBlock);
         Tensor out = model.forwardFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice);
         // Without gradients the buffer is updated in place, as AutoCircuit's shared curr_src_outs is; with them, a
         // copy keeps the earlier buffer intact for the autograd graph that read it.
@@ -308,6 +314,7 @@ public final class PatchableModel implements AutoCloseable {
         boolean shared = sharedBufferUsable(false);
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, currSrcOuts, batch, shared);
         hooks.exampleMasks = exampleMasks;
+        hooks.frozen = frozenScalesFromBlock(startBlock);
         Tensor out = model.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice,
             exampleMasks == null && trimLastBlock(shared));
         // as in forwardFromBlock: in place without gradients, a copy with them
@@ -354,6 +361,7 @@ public final class PatchableModel implements AutoCloseable {
             boolean reuse = into != null && java.util.Arrays.equals(into.shape(), new long[] {graph.nSrcs(), in[0], in[1], dModel});
             Tensor buffer = reuse ? into : sourceBuffer(in[0], in[1]);
             boolean[] written = new boolean[graph.srcModules().size()];
+            Tensor[] scales = new Tensor[normScaleIndex.size()];   // this unpatched run's norm scales, kept for later passes
             HookPoints record = new HookPoints() {
                 @Override
                 public Tensor apply(String name, Tensor value) {
@@ -362,23 +370,28 @@ public final class PatchableModel implements AutoCloseable {
                         writeSrc(buffer, graph.srcModules().get(m), value);
                         written[m] = true;
                     }
+                    Integer s = normScaleIndex.get(name);
+                    if (s != null) scales[s] = value;
                     return value;
                 }
 
                 @Override
                 public boolean observes(String name) {
-                    return srcModuleIndex.containsKey(name);
+                    return srcModuleIndex.containsKey(name) || normScaleIndex.containsKey(name);
                 }
             };
             KvCache cache = cacheFor(in[0]);
             Tensor out;
-            if (model.supportsBlockPasses() && trimLastBlock(false)) {
+            boolean trimmed = model.supportsBlockPasses() && trimLastBlock(false);
+            if (trimmed) {
                 // outputsOnly: later passes read this block's sources at the last position only, as the output does
                 out = model.unembed(model.forwardResidual(input, attentionMask, cache, record, slice, residPre, true));
             } else {
                 out = model.forward(input, attentionMask, cache, record, slice, residPre);
             }
             if (output != null) output[0] = out;
+            // a trimmed pass has the last block's scale at the last position only: not the whole run's
+            if (scales.length > 0 && !trimmed) cleanScales.put(input, attentionMask, cache, scales);
             if (reuse) {
                 for (int m = 0; m < written.length; m++) {
                     SrcModule sm = graph.srcModules().get(m);
@@ -386,6 +399,134 @@ public final class PatchableModel implements AutoCloseable {
                 }
             }
             return buffer;
+        }
+    }
+
+    // ---- norm scales frozen at the unpatched run (models with HookedModel.normScaleHooks(): Gemma-2) ----
+
+    /** Whether the model computes norm scales that patched passes freeze ({@link HookedModel#normScaleHooks()}). */
+    public boolean hasNormScales() {
+        return !normScaleIndex.isEmpty();
+    }
+
+    /**
+     * The norm scales of the unpatched run of {@code input} (over the KV cache of its batch size, if any), for
+     * {@link PatchMode#freezeNormScales}; null for models without norm scales. Computed by one pass without gradients
+     * unless a recent unpatched pass of this input ({@link #srcOutputs}, or an earlier call) left them; the returned
+     * tensors are copies in the caller's scope.
+     */
+    public NormScales normScales(Tensor input, Tensor attentionMask) {
+        ensureOpen();
+        if (normScaleIndex.isEmpty()) return null;
+        Tensor[] kept = cleanScales.get(input, attentionMask, cacheFor(input.shape()[0]));
+        Tensor[] copies = new Tensor[kept.length];
+        for (int i = 0; i < kept.length; i++) copies[i] = kept[i].clone();
+        return new NormScales(normScaleIndex, copies);
+    }
+
+    /**
+     * The norm scales a patched pass from the first block over {@code input} uses: those the patch mode was given,
+     * else the unpatched run's of this input; null for models without norm scales, and where the pass is the unpatched
+     * run itself ({@link #passIsUnpatched()}), whose own scales are those.
+     */
+    private NormScales frozenScalesFor(Tensor input, Tensor attentionMask, KvCache cache) {
+        if (normScaleIndex.isEmpty()) return null;
+        if (frozenScales != null) return frozenScales;
+        if (passIsUnpatched()) return null;
+        return new NormScales(normScaleIndex, cleanScales.get(input, attentionMask, cache));
+    }
+
+    /** As {@link #frozenScalesFor}, for a pass from a later block, which has no input to find them by. */
+    private NormScales frozenScalesFromBlock(int startBlock) {
+        if (normScaleIndex.isEmpty() || frozenScales != null) return frozenScales;
+        if (passIsUnpatched()) return null;
+        throw new IllegalStateException("a patched pass from block " + startBlock + " of a model with norm scales "
+            + normScaleIndex.keySet() + " needs the unpatched run's: give them to the patch mode with "
+            + "mode.freezeNormScales(model.normScales(input, attentionMask))");
+    }
+
+    /**
+     * Whether every patched pass of the current patch mode computes the unpatched run (masks all 0:
+     * {@link #patchModeAtZeroMasks}, or {@link #patchModeAtUniformMasks} at 0, without a mask function): its sources
+     * are the unpatched run's, so are its norm scales.
+     */
+    private boolean passIsUnpatched() {
+        return !currGradients && uniformMask == 0.0 && maskFn == MaskFn.NONE;
+    }
+
+    /**
+     * The norm scales of the last few unpatched runs, by input (tokens, padding mask and KV cache), so that the passes
+     * of one batch (run_circuits' circuits, ACDC's trials, the points of integrated gradients) compute them once.
+     * Tokens are compared by value; the KV cache by identity.
+     */
+    private final class CleanScaleCache {
+        private static final int ENTRIES = 8;
+        private final java.util.ArrayDeque<Entry> entries = new java.util.ArrayDeque<>();   // most recent first
+
+        private record Entry(Tensor tokens, Tensor mask, KvCache cache, Tensor[] scales) {
+            void close() {
+                tokens.close();
+                if (mask != null) mask.close();
+                for (Tensor t : scales) t.close();
+            }
+        }
+
+        /** The unpatched run's scales of this input, computed (one pass without gradients) when none are kept. */
+        Tensor[] get(Tensor input, Tensor attentionMask, KvCache cache) {
+            for (Entry e : entries) {
+                if (e.cache == cache && sameValues(e.tokens, input) && sameValues(e.mask, attentionMask)) return e.scales;
+            }
+            Tensor[] scales = new Tensor[normScaleIndex.size()];
+            try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                HookPoints record = new HookPoints() {
+                    @Override
+                    public Tensor apply(String name, Tensor value) {
+                        Integer i = normScaleIndex.get(name);
+                        if (i != null) scales[i] = value;
+                        return value;
+                    }
+
+                    @Override
+                    public boolean observes(String name) {
+                        return normScaleIndex.containsKey(name);
+                    }
+                };
+                model.forwardResidual(input, attentionMask, cache, record, slice, null, false);
+                return put(input, attentionMask, cache, scales);
+            }
+        }
+
+        /** Keeps {@code scales} (of an unpatched, untrimmed run of this input) and returns the kept copies. */
+        Tensor[] put(Tensor input, Tensor attentionMask, KvCache cache, Tensor[] scales) {
+            for (int i = 0; i < scales.length; i++) {
+                if (scales[i] == null) throw new IllegalStateException("the pass gave no " + List.copyOf(normScaleIndex.keySet()).get(i));
+            }
+            for (Entry e : entries) {
+                if (e.cache == cache && sameValues(e.tokens, input) && sameValues(e.mask, attentionMask)) return e.scales;
+            }
+            Tensor[] kept = new Tensor[scales.length];
+            for (int i = 0; i < kept.length; i++) kept[i] = OwnedTensors.keepAlive(scales[i].detach());
+            Entry e = new Entry(OwnedTensors.keepAlive(input.clone()),
+                attentionMask == null ? null : OwnedTensors.keepAlive(attentionMask.clone()), cache, kept);
+            entries.addFirst(e);
+            while (entries.size() > ENTRIES) entries.removeLast().close();
+            return kept;
+        }
+
+        void clear() {
+            entries.forEach(Entry::close);
+            entries.clear();
+        }
+
+        private static boolean sameValues(Tensor kept, Tensor t) {
+            if (kept == null || t == null) return kept == t;
+            if (!java.util.Arrays.equals(kept.shape(), t.shape()) || kept.scalar_type().intern() != t.scalar_type().intern()) {
+                return false;
+            }
+            try (PointerScope scope = new PointerScope()) {
+                boolean sameDevice = kept.device().str().getString().equals(t.device().str().getString());
+                return torch.equal(kept, sameDevice ? t : t.to(kept.device(), kept.scalar_type()));
+            }
         }
     }
 
@@ -554,6 +695,7 @@ public final class PatchableModel implements AutoCloseable {
         private Tensor prefixSum;          // Σ moduleSums[0, prefixModules), in the autograd graph
         private int prefixModules;
         private Map<String, Tensor> exampleMasks;                     // per-example overrides, or null
+        private NormScales frozen;                                    // the unpatched run's norm scales, or null
 
         /**
          * @param earlier buffer for sources this pass does not produce, or null
@@ -629,6 +771,7 @@ public final class PatchableModel implements AutoCloseable {
 
         @Override
         public Tensor apply(String name, Tensor value) {
+            if (frozen != null && frozen.covers(name)) return frozen.forHook(name, value);
             Tensor x = value;
             DestModule dm = destByHook.get(name);
             if (dm != null) x = patchDestination(dm, x);
@@ -1022,7 +1165,9 @@ public final class PatchableModel implements AutoCloseable {
             throw new IllegalArgumentException("currSrcOuts " + java.util.Arrays.toString(currSrcOuts.shape())
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
         }
-        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients, this.uniformMask);
+        PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients, this.uniformMask,
+            this.frozenScales);
+        this.frozenScales = null;
         this.currGradients = true;
         this.uniformMask = 0.0;
         this.patchSrcOuts = patchSrcOuts;
@@ -1099,13 +1244,35 @@ public final class PatchableModel implements AutoCloseable {
         private final Tensor prevCurr;
         private final boolean prevCurrGradients;
         private final double prevUniformMask;
+        private final NormScales prevFrozen;
         private boolean closed;
 
-        private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask) {
+        private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask,
+                          NormScales prevFrozen) {
             this.prevPatch = prevPatch;
             this.prevCurr = prevCurr;
             this.prevCurrGradients = prevCurrGradients;
             this.prevUniformMask = prevUniformMask;
+            this.prevFrozen = prevFrozen;
+        }
+
+        /**
+         * Every patched pass of this scope takes its norm scales from {@code scales}, the unpatched run of its input
+         * ({@link #normScales}): needed by passes that start at a later block ({@link #residualFromBlock},
+         * {@link #forwardFromBlock}) of a model with {@link HookedModel#normScaleHooks() norm scales}, which have no
+         * tokens to find them by; passes from the first block find them themselves. Null (what {@link #normScales}
+         * gives for models without norm scales) changes nothing. Returns this scope.
+         *
+         * @throws IllegalArgumentException when {@code scales} are not this model's
+         */
+        public PatchMode freezeNormScales(NormScales scales) {
+            if (closed) throw new IllegalStateException("this patch mode is closed");
+            if (scales != null && !scales.hookNames().equals(List.copyOf(normScaleIndex.keySet()))) {
+                throw new IllegalArgumentException("freezeNormScales: scales for " + scales.hookNames()
+                    + ", but this model's norm scales are " + normScaleIndex.keySet());
+            }
+            frozenScales = scales;
+            return this;
         }
 
         @Override
@@ -1116,6 +1283,7 @@ public final class PatchableModel implements AutoCloseable {
             currSrcOuts = prevCurr;
             currGradients = prevCurrGradients;
             uniformMask = prevUniformMask;
+            frozenScales = prevFrozen;
         }
     }
 
@@ -1299,6 +1467,7 @@ public final class PatchableModel implements AutoCloseable {
         if (closed) return;
         closed = true;
         owned.close();
+        cleanScales.clear();
         kvCaches.values().forEach(KvCache::close);
         kvCaches.clear();
         model.close();

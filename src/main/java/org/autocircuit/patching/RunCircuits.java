@@ -108,6 +108,9 @@ public final class RunCircuits {
                         progress.update("run_circuits", ++done, total);
                     }
                     try (PatchableModel.PatchMode mode = model.patchMode(patch, currBuffer)) {
+                        // models with post-norms (Gemma-2): every circuit's pass, whole or from a later block, takes
+                        // the norm scales of the unpatched run of this input
+                        mode.freezeNormScales(model.normScales(input, padding));
                         UnpatchedPrefix unpatched = new UnpatchedPrefix(model, batchScope);
                         for (MaskSet set : maskSets.values()) {
                             if (!set.needsPatchedPass(everyEdgeAblated != null)) continue;   // answered above
