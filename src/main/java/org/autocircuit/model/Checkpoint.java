@@ -10,6 +10,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * The weights of a Hugging Face model folder: {@code model.safetensors}, or the shards that
@@ -128,6 +129,11 @@ public final class Checkpoint implements WeightSource, AutoCloseable {
      */
     @Override
     public Tensor load(String name, long... shape) {
+        return load(name, shape, torch.ScalarType.Float);
+    }
+
+    /** {@link #load(String, long...)}, in {@code stored} where the tensor is stored so, else float32. */
+    private Tensor load(String name, long[] shape, torch.ScalarType stored) {
         SafeTensors st = shardByTensor.get(name);
         if (st == null) {
             throw new IllegalArgumentException((shards.size() == 1 ? shards.keySet().iterator().next().toString()
@@ -138,7 +144,17 @@ public final class Checkpoint implements WeightSource, AutoCloseable {
             throw new IllegalArgumentException(st.file() + ": tensor \"" + name + "\" has shape "
                 + Arrays.toString(actual) + ", but " + configJson + " implies " + Arrays.toString(shape));
         }
-        return st.load(name);
+        return st.loadKeeping(name, stored);
+    }
+
+    /**
+     * Tensor {@code name} in {@code dtype} where it is stored in that dtype (a BF16 tensor for a bfloat16 model is read
+     * straight into bfloat16, with no float32 copy), else as float32 ({@link #load(String, long...)}); checked as
+     * that is.
+     */
+    @Override
+    public Tensor loadFor(torch.ScalarType dtype, String name, long... shape) {
+        return load(name, shape, dtype);
     }
 
     @Override

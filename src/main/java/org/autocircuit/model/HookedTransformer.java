@@ -39,9 +39,11 @@ import org.bytedeco.pytorch.global.torch;
  * <p>Ownership: the model owns its weights ({@link #close()} frees them); every forward pass creates its
  * tensors in the caller's current {@link PointerScope}.
  *
- * <p>Device: the weights live on the model's {@link #device()}: the adapter builds them on the host in float32, as
- * for a CPU model, then each is converted to the model's dtype and copied, and the host copies are freed when the
- * build ends (so the host needs the float32 model's memory once, while loading). Every intermediate of a pass is made
+ * <p>Device and dtype: the weights live on the model's {@link #device()} in its dtype. The adapter builds them on the
+ * host one tensor at a time, each converted to the model's dtype as soon as it is made (a checkpoint's tensor already
+ * in that dtype, such as BF16 for a bfloat16 model, is read straight into it), so the host holds the weights once, in
+ * the model's dtype, plus one tensor's float32 copy at a time; then each is copied to the device, and the host copies
+ * are freed when the build ends. Every intermediate of a pass is made
  * on the device, and token ids and padding masks handed in from elsewhere are moved to it on entry.
  */
 public final class HookedTransformer implements HookedModel {
@@ -157,7 +159,8 @@ public final class HookedTransformer implements HookedModel {
     /**
      * Loads a Hugging Face model folder: {@code config.json} and {@code model.safetensors} (or the shards
      * {@code model.safetensors.index.json} lists), through the adapter of its architecture. F16 and BF16 weights are
-     * converted to float32 one tensor at a time.
+     * converted to float32 one tensor at a time (see {@link #fromPretrained(Path, WeightProcessing, Device,
+     * torch.ScalarType)} to keep them in their dtype).
      *
      * @throws IOException              if a file cannot be read
      * @throws IllegalArgumentException naming the file and field or tensor when the folder does not hold a
@@ -189,7 +192,10 @@ public final class HookedTransformer implements HookedModel {
 
     /**
      * {@link #fromPretrained(Path, WeightProcessing, Device)} with the weights, and so every activation, in
-     * {@code dtype}: float32, bfloat16 or float16 (the weights are read and processed in float32, then converted).
+     * {@code dtype}: float32, bfloat16 or float16. Tensors stored in {@code dtype} are read straight into it; others
+     * are read as float32, and each weight is converted to {@code dtype} as soon as the adapter has made it, so the
+     * model never exists in float32 as a whole ({@link WeightProcessing#TL} processing runs in float32 on the
+     * float32 checkpoint, for GPT-2-sized models).
      * Masks stay float32; the edge-patching kernels accumulate in float32 and round once.
      *
      * @throws IllegalArgumentException for another dtype, naming it
@@ -241,6 +247,12 @@ public final class HookedTransformer implements HookedModel {
                 public Tensor loadIfPresent(String name, long... shape) {
                     used.add(name);
                     return checkpoint.loadIfPresent(name, shape);
+                }
+
+                @Override
+                public Tensor loadFor(torch.ScalarType dtype, String name, long... shape) {
+                    used.add(name);
+                    return checkpoint.loadFor(dtype, name, shape);
                 }
             };
             HookedTransformer model = build(read.architecture(), processing.config(cfg), processing.apply(cfg, tracked),
@@ -353,8 +365,40 @@ public final class HookedTransformer implements HookedModel {
     private static HookedTransformer build(Architecture arch, ModelConfig cfg, WeightSource source, Device device,
                                            torch.ScalarType dtype) throws IOException {
         try (PointerScope scope = new PointerScope()) {
-            return new HookedTransformer(cfg, arch.weights(cfg, source), device, dtype.intern());
+            return new HookedTransformer(cfg, arch.weights(cfg, inDtype(source, dtype.intern())), device, dtype.intern());
         }
+    }
+
+    /**
+     * {@code source} for a model in {@code dtype}: tensors stored in that dtype are read as they are
+     * ({@link WeightSource#loadFor}), and every weight the adapter makes is converted to it in its own scope
+     * ({@link WeightSource#keep}), so the host holds the weights once, in the model's dtype, plus one tensor's
+     * float32 copy at a time.
+     */
+    private static WeightSource inDtype(WeightSource source, torch.ScalarType dtype) {
+        return new WeightSource() {
+            @Override
+            public Tensor load(String name, long... shape) throws IOException {
+                return source.loadFor(dtype, name, shape);
+            }
+
+            @Override
+            public boolean has(String name) {
+                return source.has(name);
+            }
+
+            @Override
+            public Tensor loadIfPresent(String name, long... shape) throws IOException {
+                Tensor t = source.loadIfPresent(name, shape);
+                return t == null ? null : keep(t);
+            }
+
+            @Override
+            public Tensor keep(Tensor weight) {
+                Tensor w = source.keep(weight);
+                return w.scalar_type().intern() == dtype ? w : w.to(dtype);
+            }
+        };
     }
 
     /**

@@ -336,11 +336,23 @@ public final class SafeTensors implements AutoCloseable {
      * @throws IllegalStateException    after {@link #close}
      */
     public Tensor load(String name) {
-        return loadWithMaxMapping(name, MAX_MAP_BYTES);
+        return loadWithMaxMapping(name, MAX_MAP_BYTES, torch.ScalarType.Float);
+    }
+
+    /**
+     * {@link #load(String)}, but a tensor stored as {@code stored} (BF16 or F16 for a 16-bit model) comes back as it
+     * is stored, read straight into a tensor of that dtype; any other is converted to float32 as {@link #load} does.
+     */
+    public Tensor loadKeeping(String name, torch.ScalarType stored) {
+        return loadWithMaxMapping(name, MAX_MAP_BYTES, stored);
     }
 
     /** {@link #load(String)} with the largest single read as a parameter, so tests can reach the chunked path. */
     Tensor loadWithMaxMapping(String name, int maxMapBytes) {
+        return loadWithMaxMapping(name, maxMapBytes, torch.ScalarType.Float);
+    }
+
+    private Tensor loadWithMaxMapping(String name, int maxMapBytes, torch.ScalarType keep) {
         ensureOpen();
         TensorInfo info = info(name);
         torch.ScalarType type = switch (info.dtype()) {
@@ -370,7 +382,7 @@ public final class SafeTensors implements AutoCloseable {
                 ByteBuffer chunk = new BytePointer(dst).position(at).limit(at + n).asByteBuffer();
                 readTensorBytes(name, chunk, dataStart + info.begin() + at, tensorEnd);
             }
-            result = type == torch.ScalarType.Float ? raw : raw.toType(torch.ScalarType.Float);
+            result = type == torch.ScalarType.Float || type == keep.intern() ? raw : raw.toType(torch.ScalarType.Float);
             // PointerScope.detach releases the scope's reference, which frees the tensor at count 0: hold one of our
             // own across the move to the caller's scope.
             result.retainReference();

@@ -27,4 +27,23 @@ public interface WeightSource {
     default Tensor loadIfPresent(String name, long... shape) throws IOException {
         return null;
     }
+
+    /**
+     * {@link #load} for a model that keeps its weights in {@code dtype}: the tensor in its stored dtype where that is
+     * {@code dtype} (a checkpoint's BF16 tensor for a bfloat16 model, read straight into bfloat16), else as
+     * {@link #load} gives it. By default, {@link #load}.
+     */
+    default Tensor loadFor(org.bytedeco.pytorch.global.torch.ScalarType dtype, String name, long... shape)
+            throws IOException {
+        return load(name, shape);
+    }
+
+    /**
+     * A model weight made from this source's tensors, in the form the model keeps it. The adapters call it on each
+     * weight inside that weight's own scope, so a model in a 16-bit dtype is converted tensor by tensor and never
+     * exists in float32 as a whole. By default, the weight as it is.
+     */
+    default Tensor keep(Tensor weight) {
+        return weight;
+    }
 }

@@ -116,6 +116,8 @@ public final class Gemma2 implements Architecture {
 
     /** A Gemma RMSNorm weight as the gain it applies: {@code 1 + weight}, in float32. */
     private static Tensor gain(WeightSource hf, String name, int d) throws IOException {
-        return Scoped.load(hf, name, new long[] {d}, t -> t.add(new Scalar(1.0)));
+        // in float32 whatever the stored dtype (a bf16 checkpoint read for a bf16 model), rounded once when kept
+        return Scoped.load(hf, name, new long[] {d},
+            t -> t.to(org.bytedeco.pytorch.global.torch.ScalarType.Float).add(new Scalar(1.0)));
     }
 }

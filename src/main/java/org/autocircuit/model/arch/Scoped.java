@@ -34,6 +34,7 @@ final class Scoped {
         Tensor[] results;
         try (PointerScope scope = new PointerScope()) {
             results = split.apply(src.load(name, shape));
+            for (int i = 0; i < results.length; i++) results[i] = src.keep(results[i]);   // in the model's dtype
             // one reference of our own across the scope's close, which frees everything else it holds. (Not
             // PointerScope.detach: it releases a reference even of a tensor the scope does not hold, such as one a
             // source returns from a cache made earlier, and that tensor would then be freed under its owner.)
