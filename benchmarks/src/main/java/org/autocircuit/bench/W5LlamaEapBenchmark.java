@@ -2,22 +2,17 @@ package org.autocircuit.bench;
 
 import java.util.concurrent.TimeUnit;
 import org.autocircuit.algorithms.MaskGradient;
-import org.autocircuit.bench.state.Gpt2SmallWorkload;
+import org.autocircuit.bench.state.LlamaBenchmarkState;
 import org.autocircuit.bench.state.LlamaWorkload;
-import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.PruneScores;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
-import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Timeout;
 import org.openjdk.jmh.annotations.Warmup;
 
@@ -30,9 +25,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <p>Batches of 4: with one K/V input per query head, the per-head inputs that autograd keeps for one batch are
  * {@code 16 layers × 3 × 32 heads × batch × seq × 2048} floats (0.8 GB at batch 4, 3.4 GB at 16), on top of the
- * 5 GB of weights; this machine's 24 GB are shared.
+ * 5 GB of weights; this machine's 24 GB are shared. {@code -p dtype=bfloat16} keeps the weights (2.5 GB) and every
+ * activation in bfloat16; {@code -p prompts=N} runs the first N prompts only.
  *
- * <pre>benchmarks/run W5 -f 1</pre>
+ * <pre>benchmarks/run W5 -f 1
+ * benchmarks/run W5 -f 1 -p dtype=bfloat16 -p prompts=4</pre>
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -41,31 +38,14 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 1)
 @Fork(value = 1, jvmArgs = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
 @Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
-public class W5LlamaEapBenchmark {
-    @Param({"ungrouped", "grouped"})
-    public String layout;
-
-    @Param({"4"})
-    public int batchSize;
-
-    @Param({"native"})
-    public String kernels;
-
-    LlamaWorkload workload;
-
-    @Setup(Level.Trial)
-    public void setUp() throws Exception {
-        workload = new LlamaWorkload(GqaLayout.valueOf(layout.toUpperCase()), batchSize, Gpt2SmallWorkload.kernels(kernels));
-    }
-
+public class W5LlamaEapBenchmark extends LlamaBenchmarkState {
     @Benchmark
     public PruneScores eap() {
         return MaskGradient.scores(workload.model, workload.batches, MaskGradient.Options.eap());
     }
 
-    @TearDown(Level.Trial)
-    public void tearDown() {
-        Gpt2SmallWorkload.reportPeakRss("W5LlamaEapBenchmark", layout + "-" + kernels);
-        workload.close();
+    @Override
+    protected String benchmarkName() {
+        return "W5LlamaEapBenchmark";
     }
 }

@@ -3,9 +3,8 @@ package org.autocircuit.bench;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.autocircuit.algorithms.RandomScores;
-import org.autocircuit.bench.state.Gpt2SmallWorkload;
+import org.autocircuit.bench.state.LlamaBenchmarkState;
 import org.autocircuit.bench.state.LlamaWorkload;
-import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.graph.PruneScores;
 import org.autocircuit.patching.AblationType;
 import org.autocircuit.patching.CircuitOutputs;
@@ -14,15 +13,11 @@ import org.autocircuit.patching.RunCircuits;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
-import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Timeout;
 import org.openjdk.jmh.annotations.Warmup;
 
@@ -30,7 +25,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * W6: run_circuits on W5's random Llama-3.2-1B-shaped model ({@link LlamaWorkload}), 32 IOI prompts in batches of 4,
  * at 6 edge counts [1, 10, 100, 1000, 10000, all], EDGE_PATCH, resample ablation, in both grouped-query layouts. The
  * edges are ranked by seeded random scores (seed 0), not EAP: the ranking decides which circuits are run, not what a
- * patched pass costs, and it keeps W6 from repeating W5's minutes. One timed shot per layout; peak RSS written as W5's.
+ * patched pass costs, and it keeps W6 from repeating W5's minutes. One timed shot per layout; peak RSS written as W5's;
+ * {@code -p dtype=bfloat16} and {@code -p prompts=N} as for W5 ({@link LlamaBenchmarkState}).
  *
  * <pre>benchmarks/run W6 -f 1</pre>
  */
@@ -41,23 +37,12 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 1)
 @Fork(value = 1, jvmArgs = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
 @Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
-public class W6LlamaRunCircuitsBenchmark {
-    @Param({"ungrouped", "grouped"})
-    public String layout;
-
-    @Param({"4"})
-    public int batchSize;
-
-    @Param({"native"})
-    public String kernels;
-
-    LlamaWorkload workload;
+public class W6LlamaRunCircuitsBenchmark extends LlamaBenchmarkState {
     PruneScores scores;
     List<Integer> counts;
 
-    @Setup(Level.Trial)
-    public void setUp() throws Exception {
-        workload = new LlamaWorkload(GqaLayout.valueOf(layout.toUpperCase()), batchSize, Gpt2SmallWorkload.kernels(kernels));
+    @Override
+    protected void afterSetUp() {
         scores = RandomScores.scores(workload.model.graph(), 0L);
         counts = List.of(1, 10, 100, 1000, 10000, workload.model.graph().nEdges());
     }
@@ -68,9 +53,8 @@ public class W6LlamaRunCircuitsBenchmark {
             AblationType.RESAMPLE, false);
     }
 
-    @TearDown(Level.Trial)
-    public void tearDown() {
-        Gpt2SmallWorkload.reportPeakRss("W6LlamaRunCircuitsBenchmark", layout + "-" + kernels);
-        workload.close();
+    @Override
+    protected String benchmarkName() {
+        return "W6LlamaRunCircuitsBenchmark";
     }
 }

@@ -19,7 +19,8 @@ import org.bytedeco.pytorch.global.torch;
  * The model and prompts of workloads W5/W6: a random model of Llama-3.2-1B's shape (16 layers, d_model 2048, 32 query
  * and 8 key/value heads of 64, gated SiLU MLP of 8192, RMSNorm, rotary with rope_theta 5·10⁵ and llama3 scaling, tied
  * unembedding, the real vocabulary of 128,256 rows; 1.24 billion parameters), its weights drawn normal(0, 0.02) and
- * rounded to bf16 (as a bf16 checkpoint holds them), held and computed in float32 (about 5 GB), seed 0; the 32 IOI prompts of datasets/ioi-32.json (GPT-2 token ids, all below the vocabulary size) in
+ * rounded to bf16 (as a bf16 checkpoint holds them), held and computed in float32 (about 5 GB) or in bfloat16 (2.5 GB),
+ * seed 0; the 32 IOI prompts of datasets/ioi-32.json (GPT-2 token ids, all below the vocabulary size) in
  * batches of {@code batchSize}; the factorized graph with Q/K/V split in the given grouped-query layout (386,713 edges
  * ungrouped, 195,865 grouped), last position.
  */
@@ -37,23 +38,46 @@ public final class LlamaWorkload implements AutoCloseable {
     public final List<PromptPairBatch> batches;
 
     public LlamaWorkload(GqaLayout layout, int batchSize, Kernels kernels) throws IOException {
-        LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize).trainTestSize(32, 0)
-            .returnSeqLength(false).tailDivergence(false).shuffle(false).randomSeed(42).pad(true).build();
-        this.batches = Datasets.load(Gpt2SmallWorkload.datasetPath(), options, new Gpt2Tokenizer()).train().batches();
-        long start = System.nanoTime();
-        this.model = PatchableModel.of(randomBf16(config(VOCAB)), true, OutputSlice.LAST_SEQ, null, true, layout, kernels);
-        System.out.printf("LlamaWorkload: model built in %.1f s, %d edges (%s), peak RSS so far %d MB%n",
-            (System.nanoTime() - start) / 1e9, model.graph().nEdges(), layout, Gpt2SmallWorkload.peakRssMb());
+        this(layout, batchSize, kernels, torch.ScalarType.Float, 32);
     }
 
-    /** Random weights rounded to bf16 (norm gains 1), one tensor at a time, in float32. */
-    static HookedTransformer randomBf16(ModelConfig cfg) throws IOException {
+    /**
+     * @param dtype   the weights' and activations' dtype: float32 (the bf16 values held as float32, about 5 GB) or
+     *                bfloat16 (2.5 GB)
+     * @param prompts the first {@code prompts} of the 32 IOI prompts
+     */
+    public LlamaWorkload(GqaLayout layout, int batchSize, Kernels kernels, torch.ScalarType dtype, int prompts)
+            throws IOException {
+        if (prompts < 1 || prompts > 32) throw new IllegalArgumentException("prompts must be 1..32, got " + prompts);
+        LoaderOptions options = LoaderOptions.builder().prependBos(true).batchSize(batchSize).trainTestSize(32, 0)
+            .returnSeqLength(false).tailDivergence(false).shuffle(false).randomSeed(42).pad(true).build();
+        List<PromptPairBatch> all = Datasets.load(Gpt2SmallWorkload.datasetPath(), options, new Gpt2Tokenizer()).train().batches();
+        List<PromptPairBatch> kept = new java.util.ArrayList<>();
+        int left = prompts;
+        for (PromptPairBatch b : all) {
+            if (left == 0) break;
+            kept.add(b.batchSize() <= left ? b : b.rows(0, left));
+            left -= Math.min(left, b.batchSize());
+        }
+        this.batches = List.copyOf(kept);
+        long start = System.nanoTime();
+        this.model = PatchableModel.of(randomBf16(config(VOCAB), dtype), true, OutputSlice.LAST_SEQ, null, true, layout,
+            kernels);
+        System.out.printf("LlamaWorkload: %s model built in %.1f s, %d edges (%s), %d prompts, peak RSS so far %d MB%n",
+            dtype, (System.nanoTime() - start) / 1e9, model.graph().nEdges(), layout, prompts, Gpt2SmallWorkload.peakRssMb());
+    }
+
+    /**
+     * Random weights rounded to bf16 (norm gains 1), drawn one tensor at a time in float32 and handed over as bf16;
+     * the model keeps them in {@code dtype}, converting each as it is built.
+     */
+    static HookedTransformer randomBf16(ModelConfig cfg, torch.ScalarType dtype) throws IOException {
         torch.manual_seed(0);
         return HookedTransformer.fromWeights(cfg, (name, shape) -> {
             if (name.contains("norm")) return torch.ones(shape);
             // created in the loader's per-tensor scope, which frees the intermediates once the weight is converted
-            return torch.randn(shape).mul(new Scalar(0.02)).to(torch.ScalarType.BFloat16).to(torch.ScalarType.Float);
-        });
+            return torch.randn(shape).mul(new Scalar(0.02)).to(torch.ScalarType.BFloat16);
+        }, org.autocircuit.kernels.Device.CPU, dtype);
     }
 
     @Override

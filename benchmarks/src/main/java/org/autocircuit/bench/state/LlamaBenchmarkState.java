@@ -1,0 +1,56 @@
+package org.autocircuit.bench.state;
+
+import org.autocircuit.graph.GqaLayout;
+import org.autocircuit.model.HookedTransformer;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.TearDown;
+
+/**
+ * The JMH state the Llama-shaped workloads (W5, W6) share: their parameters, the {@link LlamaWorkload} built once per
+ * trial, and the fork's peak RSS written at the end to {@code results/<benchmark>-<variant>-peak-rss.txt}, where the
+ * variant is the layout, then the dtype and the prompt count where they are not the defaults, then the kernels.
+ * A benchmark extends it, is annotated {@code @State(Scope.Benchmark)}, and reads {@link #workload}.
+ */
+public abstract class LlamaBenchmarkState {
+    @Param({"ungrouped", "grouped"})
+    public String layout;
+
+    @Param({"4"})
+    public int batchSize;
+
+    @Param({"native"})
+    public String kernels;
+
+    /** The weights' (and activations') dtype: float32 (bf16-valued weights held as float32) or bfloat16. */
+    @Param({"float32"})
+    public String dtype;
+
+    /** How many of the 32 IOI prompts: fewer for a shorter run (a 16-bit run on 2 cores takes long). */
+    @Param({"32"})
+    public int prompts;
+
+    protected LlamaWorkload workload;
+
+    @Setup(Level.Trial)
+    public void setUpWorkload() throws Exception {
+        workload = new LlamaWorkload(GqaLayout.valueOf(layout.toUpperCase()), batchSize,
+            Gpt2SmallWorkload.kernels(kernels), HookedTransformer.parseDtype(dtype), prompts);
+        afterSetUp();
+    }
+
+    /** What a benchmark prepares beyond the workload (W6: the scores and edge counts). */
+    protected void afterSetUp() {}
+
+    /** The benchmark's name in the peak-RSS file's name. */
+    protected abstract String benchmarkName();
+
+    @TearDown(Level.Trial)
+    public void tearDownWorkload() {
+        String variant = layout + (dtype.equals("float32") ? "" : "-" + dtype)
+            + (prompts == 32 ? "" : "-" + prompts + "prompts") + "-" + kernels;
+        Gpt2SmallWorkload.reportPeakRss(benchmarkName(), variant);
+        workload.close();
+    }
+}
