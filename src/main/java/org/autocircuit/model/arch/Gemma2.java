@@ -89,20 +89,15 @@ public final class Gemma2 implements Architecture {
 
     @Override
     public TransformerWeights weights(ModelConfig cfg, WeightSource hf) throws IOException {
-        int d = cfg.dModel(), h = cfg.nHeads(), kv = cfg.nKvHeads(), dh = cfg.dHead(), m = cfg.dMlp();
+        int d = cfg.dModel(), m = cfg.dMlp();
         Tensor wE = Scoped.load(hf, "model.embed_tokens.weight", cfg.dVocab(), d);
         List<TransformerWeights.Block> blocks = new ArrayList<>();
         for (int b = 0; b < cfg.nLayers(); b++) {
             String p = "model.layers." + b + ".";
-            String a = p + "self_attn.";
+            Tensor ln1 = gain(hf, p + "input_layernorm.weight", d);
+            Llama.Attention at = Llama.attention(hf, cfg, p + "self_attn.");   // no biases (Biases.NONE)
             blocks.add(new TransformerWeights.Block(
-                gain(hf, p + "input_layernorm.weight", d), null,
-                Llama.heads(hf, a + "q_proj.weight", h, dh, d), null,
-                Llama.heads(hf, a + "k_proj.weight", kv, dh, d), null,
-                Llama.heads(hf, a + "v_proj.weight", kv, dh, d), null,
-                Scoped.load(hf, a + "o_proj.weight", new long[] {d, (long) h * dh},
-                    t -> t.reshape(d, h, dh).permute(1, 2, 0).contiguous()),               // [h, dh, d]
-                null,
+                ln1, null, at.wQ(), at.bQ(), at.wK(), at.bK(), at.wV(), at.bV(), at.wO(), at.bO(),
                 gain(hf, p + "pre_feedforward_layernorm.weight", d), null,
                 Llama.transposed(hf, p + "mlp.up_proj.weight", m, d), null,
                 Llama.transposed(hf, p + "mlp.gate_proj.weight", m, d),

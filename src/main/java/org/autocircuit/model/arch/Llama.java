@@ -86,22 +86,15 @@ public class Llama implements Architecture {
 
     @Override
     public TransformerWeights weights(ModelConfig cfg, WeightSource hf) throws IOException {
-        int d = cfg.dModel(), h = cfg.nHeads(), kv = cfg.nKvHeads(), dh = cfg.dHead(), m = cfg.dMlp();
+        int d = cfg.dModel(), m = cfg.dMlp();
         Tensor wE = Scoped.load(hf, "model.embed_tokens.weight", cfg.dVocab(), d);
         List<TransformerWeights.Block> blocks = new ArrayList<>();
         for (int b = 0; b < cfg.nLayers(); b++) {
             String p = "model.layers." + b + ".";
-            String a = p + "self_attn.";
-            boolean qkvBias = cfg.biases().qkv();
+            Tensor ln1 = Scoped.load(hf, p + "input_layernorm.weight", d);
+            Attention at = attention(hf, cfg, p + "self_attn.");
             blocks.add(new TransformerWeights.Block(
-                Scoped.load(hf, p + "input_layernorm.weight", d), null,
-                heads(hf, a + "q_proj.weight", h, dh, d), qkvBias ? headBias(hf, a + "q_proj.bias", h, dh) : null,
-                heads(hf, a + "k_proj.weight", kv, dh, d), qkvBias ? headBias(hf, a + "k_proj.bias", kv, dh) : null,
-                heads(hf, a + "v_proj.weight", kv, dh, d), qkvBias ? headBias(hf, a + "v_proj.bias", kv, dh) : null,
-                // o_proj: y = z W^T with W [d, h*dh]; W_O[h] = W[:, h]^T
-                Scoped.load(hf, a + "o_proj.weight", new long[] {d, (long) h * dh},
-                    t -> t.reshape(d, h, dh).permute(1, 2, 0).contiguous()),               // [h, dh, d]
-                cfg.biases().out() ? Scoped.load(hf, a + "o_proj.bias", d) : null,
+                ln1, null, at.wQ(), at.bQ(), at.wK(), at.bK(), at.wV(), at.bV(), at.wO(), at.bO(),
                 Scoped.load(hf, p + "post_attention_layernorm.weight", d), null,
                 transposed(hf, p + "mlp.up_proj.weight", m, d),
                 cfg.biases().mlp() ? Scoped.load(hf, p + "mlp.up_proj.bias", m) : null,
@@ -112,6 +105,27 @@ public class Llama implements Architecture {
         Tensor wU = cfg.tiedUnembed() ? wE.t()
             : transposed(hf, "lm_head.weight", cfg.dVocab(), d);
         return new TransformerWeights(wE, null, blocks, Scoped.load(hf, "model.norm.weight", d), null, wU, null);
+    }
+
+    /** One block's attention weights in TransformerLens layout; absent biases are null. */
+    record Attention(Tensor wQ, Tensor bQ, Tensor wK, Tensor bK, Tensor wV, Tensor bV, Tensor wO, Tensor bO) {}
+
+    /**
+     * The attention weights under {@code prefix} ({@code model.layers.N.self_attn.}): {@code q_proj}, {@code k_proj},
+     * {@code v_proj} per head (K and V per key/value head), {@code o_proj}, and the biases {@code cfg.biases()} says.
+     * Shared by the families with Llama's attention tensors (Mistral, Qwen2, Gemma-2).
+     */
+    static Attention attention(WeightSource hf, ModelConfig cfg, String prefix) throws IOException {
+        int d = cfg.dModel(), h = cfg.nHeads(), kv = cfg.nKvHeads(), dh = cfg.dHead();
+        boolean qkvBias = cfg.biases().qkv();
+        return new Attention(
+            heads(hf, prefix + "q_proj.weight", h, dh, d), qkvBias ? headBias(hf, prefix + "q_proj.bias", h, dh) : null,
+            heads(hf, prefix + "k_proj.weight", kv, dh, d), qkvBias ? headBias(hf, prefix + "k_proj.bias", kv, dh) : null,
+            heads(hf, prefix + "v_proj.weight", kv, dh, d), qkvBias ? headBias(hf, prefix + "v_proj.bias", kv, dh) : null,
+            // o_proj: y = z W^T with W [d, h*dh]; W_O[h] = W[:, h]^T
+            Scoped.load(hf, prefix + "o_proj.weight", new long[] {d, (long) h * dh},
+                t -> t.reshape(d, h, dh).permute(1, 2, 0).contiguous()),                   // [h, dh, d]
+            cfg.biases().out() ? Scoped.load(hf, prefix + "o_proj.bias", d) : null);
     }
 
     /** A projection {@code [n*dh, d]} ({@code y = x W^T}) as per-head {@code [n, d, dh]}. */

@@ -4,15 +4,18 @@ import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.model.HookedTransformer;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * The JMH state the Llama-shaped workloads (W5, W6) share: their parameters, the {@link LlamaWorkload} built once per
  * trial, and the fork's peak RSS written at the end to {@code results/<benchmark>-<variant>-peak-rss.txt}, where the
  * variant is the layout, then the dtype and the prompt count where they are not the defaults, then the kernels.
- * A benchmark extends it, is annotated {@code @State(Scope.Benchmark)}, and reads {@link #workload}.
+ * A benchmark extends it (and is annotated {@code @State(Scope.Benchmark)} itself) and reads {@link #workload}.
  */
+@State(Scope.Benchmark)
 public abstract class LlamaBenchmarkState {
     @Param({"ungrouped", "grouped"})
     public String layout;
