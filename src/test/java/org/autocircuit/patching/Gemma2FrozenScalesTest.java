@@ -374,4 +374,62 @@ class Gemma2FrozenScalesTest {
         }
         assertTrue(checked[0] >= 3, "trials checked: " + checked[0]);
     }
+
+    /**
+     * A point of integrated gradients (every mask at 0.5): the uniform-mask shortcut gives the plain path's mask
+     * gradients, and both equal central finite differences of patched passes around that point, with the scale
+     * frozen at the clean run's.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"reference", "native"})
+    void integratedGradientsPointUsesTheCleanScale(String kernels) throws Exception {
+        double alpha = 0.5;
+        try (PatchableModel model = patchable(kernels); PointerScope scope = new PointerScope()) {
+            Tensor patch;
+            try (NoGradGuard g = new NoGradGuard()) {
+                patch = model.srcOutputs(corrupt(), corruptPad(), null);
+            }
+            float[] plain = gradientsAt(model, patch, alpha, false);
+            float[] uniform = gradientsAt(model, patch, alpha, true);
+            org.autocircuit.testing.TensorAsserts.assertClose(plain, uniform, 1e-6, 1e-4, kernels + ": uniform vs plain");
+            float max = 0;
+            for (float f : plain) max = Math.max(max, Math.abs(f));
+            Integer[] order = new Integer[plain.length];
+            for (int i = 0; i < order.length; i++) order[i] = i;
+            java.util.Arrays.sort(order, (a, b) -> Float.compare(Math.abs(plain[b]), Math.abs(plain[a])));
+            double eps = 1e-2;
+            try (NoGradGuard g = new NoGradGuard()) {
+                for (int rank = 0; rank < 4; rank++) {
+                    int e = order[rank];
+                    double[] loss = new double[2];
+                    for (int side = 0; side < 2; side++) {
+                        float[] m = new float[plain.length];
+                        java.util.Arrays.fill(m, (float) alpha);
+                        m[e] += (float) (side == 0 ? eps : -eps);
+                        model.setMasks(PruneScores.ofFlat(model.graph(), m));
+                        try (PatchableModel.PatchMode mode = model.patchMode(patch)) {
+                            loss[side] = -HostTensor.of(org.autocircuit.metrics.TensorOps.batchAvgAnswerDiff(
+                                model.forward(clean(), cleanPad()), batch)).floats()[0];
+                        }
+                    }
+                    double fd = (loss[0] - loss[1]) / (2 * eps);
+                    assertEquals(plain[e], fd, 2e-2 * max, "edge " + e + " at mask " + alpha + ": gradient " + plain[e]
+                        + " vs finite difference " + fd);
+                }
+            }
+        }
+    }
+
+    /** Mask gradients of −(mean logit difference) of one patched pass with every mask at {@code alpha}. */
+    private static float[] gradientsAt(PatchableModel model, Tensor patch, double alpha, boolean uniform) {
+        model.setAllMasks(alpha);
+        try (PatchableModel.MaskTraining training = model.trainMaskMode(); PointerScope step = new PointerScope();
+             PatchableModel.PatchMode mode = uniform ? model.patchModeAtUniformMasks(patch, alpha) : model.patchMode(patch)) {
+            long before = model.uniformMaskTermCount();
+            Tensor logits = model.forward(clean(), cleanPad());
+            org.autocircuit.metrics.TensorOps.batchAvgAnswerDiff(logits, batch).neg().backward();
+            assertEquals(uniform, model.uniformMaskTermCount() > before, "the shortcut ran where asked");
+            return model.maskGradients().flat();
+        }
+    }
 }
