@@ -71,7 +71,7 @@ public final class LlamaWorkload implements AutoCloseable {
      * Random weights rounded to bf16 (norm gains 1), drawn one tensor at a time in float32 and handed over as bf16;
      * the model keeps them in {@code dtype}, converting each as it is built.
      */
-    static HookedTransformer randomBf16(ModelConfig cfg, torch.ScalarType dtype) throws IOException {
+    public static HookedTransformer randomBf16(ModelConfig cfg, torch.ScalarType dtype) throws IOException {
         torch.manual_seed(0);
         return HookedTransformer.fromWeights(cfg, (name, shape) -> {
             if (name.contains("norm")) return torch.ones(shape);
