@@ -44,6 +44,14 @@ import org.bytedeco.pytorch.global.torch;
  * views of it, with a {@link org.autocircuit.kernels.RunningDeltaSum} for the native kernels' binary-mask path.
  * {@link #maskBatchSize} gives every mask a leading batch dimension for per-example gradients.
  *
+ * <h2>Norm scales</h2>
+ * A model whose blocks normalise a sum of sources (Gemma-2's norm after the attention output) writes that norm per
+ * source with one scale per prompt and position ({@link HookedModel#normScaleHooks()}). In every patched pass that
+ * scale is the unpatched run's of the pass's input ({@link NormScales}), so the sources stay additive: passes from
+ * the first block find it by their input (computing it once per input, without gradients, when no recent unpatched
+ * pass left it), passes from a later block are given it ({@link PatchMode#freezeNormScales}). Other models have no
+ * such hook points, and nothing of this runs for them.
+ *
  * <h2>Ownership</h2>
  * The PatchableModel owns the wrapped {@link HookedModel} (its weights), the masks, and any
  * {@link KvCache}s handed to it; {@link #close()} frees them all. Forward passes and ablation values live
