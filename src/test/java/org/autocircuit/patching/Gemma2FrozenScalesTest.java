@@ -432,4 +432,42 @@ class Gemma2FrozenScalesTest {
             return model.maskGradients().flat();
         }
     }
+
+    /**
+     * run_circuits on Gemma-2 (each batch's circuits restarted at their first patched block, the last block trimmed,
+     * the prompts' shared prefix over a key/value cache): every circuit's logits equal a whole patched pass with its
+     * masks, which finds the clean scales itself.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"reference", "native"})
+    void runCircuitsUsesTheCleanScale(String kernels) throws Exception {
+        try (PatchableModel model = patchable(kernels); PatchableModel check = patchable(kernels);
+             PointerScope scope = new PointerScope()) {
+            PruneScores scores = org.autocircuit.algorithms.RandomScores.scores(model.graph(), 1L);
+            int n = model.graph().nEdges();
+            List<Integer> counts = List.of(1, 5, n / 4, n / 2, n - 3);
+            for (PatchType type : PatchType.values()) {
+                // edge patching runs the corrupt prompts with the circuit's edges patched from the clean run; tree
+                // patching runs the clean prompts with the other edges patched from the corrupt run
+                boolean onClean = type == PatchType.TREE_PATCH;
+                Tensor input = onClean ? clean() : corrupt(), padding = onClean ? cleanPad() : corruptPad();
+                CircuitOutputs outputs = RunCircuits.run(model, List.of(batch), counts, scores, type,
+                    AblationType.RESAMPLE, false);
+                try (NoGradGuard g = new NoGradGuard()) {
+                    Tensor patch = onClean ? check.srcOutputs(corrupt(), corruptPad(), null)
+                        : check.srcOutputs(clean(), cleanPad(), null);
+                    for (int k : counts) {
+                        check.setMasks(RunCircuits.MaskSet.of(scores, scores.threshold(k), type).masks());
+                        try (PatchableModel.PatchMode mode = check.patchMode(patch)) {
+                            Tensor whole = check.forward(input, padding);
+                            float max = HostTensor.of(whole.abs().max()).floats()[0];
+                            assertClose(whole, outputs.output(k, batch.key()).toTensor(), 1e-5 * max,
+                                kernels + ": run_circuits " + type + " at " + k + " edges");
+                        }
+                    }
+                }
+            }
+            assertTrue(RunCircuits.sharedPrefixLength(model, batch) > 0, "the batch's passes ran over a shared prefix");
+        }
+    }
 }
