@@ -124,6 +124,25 @@ static inline int64_t tokenOfVirtual(const Groups& g, int64_t v) {
   return v;
 }
 
+// The log-sum-exp over the vocabulary of logits = h . W + bias, without storing the logits (unembed_lse.cpp, ACDC's
+// KL divergence). W [K, V] is packed in panels of kLsePanel columns, wPacked[p][k][j] = W[k][p * kLsePanel + j]
+// (zero past V), and bias is padded to P * kLsePanel with kLsePad, so that padded columns add nothing. The panel
+// width is the same in every ISA variant, so one packing serves both.
+constexpr int64_t kLsePanel = 16;
+
+struct LseArgs {
+  int64_t rows = 0;                // R
+  int64_t dModel = 0;              // K
+  const float* h = nullptr;        // [R, K]
+  const float* wPacked = nullptr;  // [P, K, kLsePanel]
+  const float* bias = nullptr;     // [P * kLsePanel], padded with kLsePad
+  const float* weights = nullptr;  // optional [R, padded], zero past V: per row also sum_v weights[r][v] * logit[v]
+  int64_t padded = 0;              // P * kLsePanel
+};
+
+// The bias of the padded columns: exp underflows to 0 and 0 * kLsePad is 0 (-inf would make the dot product NaN).
+constexpr float kLsePad = -1e30f;
+
 struct KernelTable {
   const char* isa;
   // Tokens [tokenBegin, tokenEnd) of the forward pass.
@@ -132,6 +151,12 @@ struct KernelTable {
   // group that begins before vBegin or ends after vEnd (they must hold R * nIn floats each).
   void (*backward)(const BackwardArgs& args, int64_t vBegin, int64_t vEnd, PartialGroup* head,
                    PartialGroup* tail);
+  // Panels [panelBegin, panelEnd) of the log-sum-exp: for each row r, rowMax[r] receives the largest logit of
+  // those panels, rowSum[r] the sum of exp(logit - rowMax[r]) over them and, with weights, rowDot[r] the sum of
+  // weights[r][v] * logit[v]. Each row's values depend on that row of h (and of weights) only, never on R or on the
+  // other rows.
+  void (*logSumExpPanels)(const LseArgs& args, int64_t panelBegin, int64_t panelEnd, float* rowMax,
+                          double* rowSum, double* rowDot);
 };
 
 // The variant for this CPU: AVX2+FMA where the CPU has both (x86-64 only), the baseline build otherwise.

@@ -535,6 +535,156 @@ void backwardRange(const BackwardArgs& a, int64_t vBegin, int64_t vEnd, PartialG
 
 // ---- entry points ----
 
+// ---- log-sum-exp over the unembedding (ACDC's KL divergence, see cpu_kernels.h LseArgs) ----
+//
+// Per panel of kLsePanel columns: the logits of LR rows at a time (LR x NV accumulators, one broadcast of h per row
+// and k, the panel's K x 16 weights read from L1), plus the bias; then per row an online log-sum-exp: a larger
+// maximum rescales the running sums once, and exp(logit - max) is added lane-wise in float (a call covers one chunk
+// of panels, see unembed_lse.cpp), the lanes then in double; the optional dot product with weights likewise.
+// Each row's accumulation runs over k in order from zero whatever LR is, so a row's result does not depend on how
+// many rows are computed with it.
+
+constexpr int NV = static_cast<int>(kLsePanel) / VW;  // vectors per panel row
+constexpr int LR = VW == 8 ? 4 : 2;  // rows per block: LR x NV accumulators + NV weights + 1 broadcast, well under
+                                    // 16 registers (at 6 x 2 GCC spilled one accumulator, a store-forwarding chain)
+
+typedef int32_t VecI32 __attribute__((vector_size(AC_VEC_BYTES)));
+
+// exp(x) for x <= 0 (a logit minus a maximum), 0 below -87.3 (where float exp underflows): Cephes' expf (range
+// reduction by ln 2 in two parts, degree-6 polynomial, about 1 ulp). NaN stays NaN.
+inline Vec expNonPositive(Vec x) {
+  const Vec lo = Vec{} - 87.33654f;
+  VecI32 under = x < lo;
+  x = (x < lo) ? lo : x;
+  Vec fx = x * 1.44269504088896341f + 0.5f;
+  VecI32 n = __builtin_convertvector(fx, VecI32);          // truncation toward zero
+  Vec nf = __builtin_convertvector(n, Vec);
+  VecI32 fix = nf > fx;                                     // -1 where truncation rounded up (fx < 0): floor
+  n += fix;
+  nf = __builtin_convertvector(n, Vec);
+  Vec r = x - nf * 0.693359375f;
+  r = r - nf * -2.12194440e-4f;
+  Vec p = 1.9875691500E-4f + Vec{};
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  Vec y = p * (r * r) + r + 1.0f;
+  VecI32 bits = (n + 127) << 23;
+  Vec scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  y = y * scale;
+  VecI32 ybits;
+  __builtin_memcpy(&ybits, &y, sizeof ybits);
+  ybits &= ~under;
+  __builtin_memcpy(&y, &ybits, sizeof y);
+  return y;
+}
+
+// The largest lane of v (NaN lanes may be skipped: a NaN logit turns the sum NaN anyway).
+inline float laneMax(Vec v) {
+#if AC_VEC_BYTES == 32
+  Vec t = __builtin_shuffle(v, VecI32{4, 5, 6, 7, 0, 1, 2, 3});
+  v = (t > v) ? t : v;
+  t = __builtin_shuffle(v, VecI32{2, 3, 0, 1, 6, 7, 4, 5});
+  v = (t > v) ? t : v;
+  t = __builtin_shuffle(v, VecI32{1, 0, 3, 2, 5, 4, 7, 6});
+  v = (t > v) ? t : v;
+#else
+  static_assert(VW == 4, "laneMax: 16- or 32-byte vectors");
+  Vec t = __builtin_shuffle(v, VecI32{2, 3, 0, 1});
+  v = (t > v) ? t : v;
+  t = __builtin_shuffle(v, VecI32{1, 0, 3, 2});
+  v = (t > v) ? t : v;
+#endif
+  return v[0];
+}
+
+template <int M>
+void lseRows(const LseArgs& a, int64_t r0, int64_t panelBegin, int64_t panelEnd, float* rowMax, double* rowSum,
+             double* rowDot) {
+  const int64_t K = a.dModel;
+  const float* h = a.h + r0 * K;
+  Vec dots[M];
+  for (int m = 0; m < M; ++m) dots[m] = Vec{};
+  // Per row: the running maximum and lane-wise float sums of exp(logit - max) over this call's panels (at most
+  // 2 x kPanelsPerChunk terms per lane), added up in double at the end.
+  float mx[M];
+  Vec sums[M];
+  for (int m = 0; m < M; ++m) {
+    mx[m] = -__builtin_inff();
+    sums[m] = Vec{};
+  }
+  for (int64_t p = panelBegin; p < panelEnd; ++p) {
+    const float* w = a.wPacked + p * K * kLsePanel;
+    Vec acc[M][NV];
+    for (int m = 0; m < M; ++m) {
+      for (int v = 0; v < NV; ++v) acc[m][v] = Vec{};
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      Vec wv[NV];
+      for (int v = 0; v < NV; ++v) wv[v] = loadU(w + k * kLsePanel + v * VW);
+      for (int m = 0; m < M; ++m) {
+        const float hm = h[m * K + k];
+        for (int v = 0; v < NV; ++v) acc[m][v] += hm * wv[v];
+      }
+    }
+    Vec bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = loadU(a.bias + p * kLsePanel + v * VW);
+    for (int m = 0; m < M; ++m) {
+      Vec top = acc[m][0] + bv[0];
+      acc[m][0] = top;
+      for (int v = 1; v < NV; ++v) {
+        acc[m][v] += bv[v];
+        top = (acc[m][v] > top) ? acc[m][v] : top;
+      }
+      const float panelMax = laneMax(top);
+      if (panelMax > mx[m]) {  // a new maximum (rare after the first panels): rescale the sums once
+        sums[m] *= static_cast<float>(__builtin_exp(static_cast<double>(mx[m]) - static_cast<double>(panelMax)));
+        mx[m] = panelMax;
+      }
+      Vec e = expNonPositive(acc[m][0] - mx[m]);
+      for (int v = 1; v < NV; ++v) e += expNonPositive(acc[m][v] - mx[m]);
+      sums[m] += e;
+      if (a.weights != nullptr) {
+        const float* wr = a.weights + (r0 + m) * a.padded + p * kLsePanel;
+        for (int v = 0; v < NV; ++v) dots[m] += loadU(wr + v * VW) * acc[m][v];
+      }
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    double s = 0.0, d = 0.0;
+    for (int l = 0; l < VW; ++l) {
+      s += static_cast<double>(sums[m][l]);
+      d += static_cast<double>(dots[m][l]);
+    }
+    rowMax[r0 + m] = mx[m];
+    rowSum[r0 + m] = s;
+    rowDot[r0 + m] = d;
+  }
+}
+
+// The last rem < LR rows, as one block of exactly rem rows.
+template <int M>
+void lseTail(const LseArgs& a, int64_t r0, int rem, int64_t panelBegin, int64_t panelEnd, float* rowMax,
+             double* rowSum, double* rowDot) {
+  if constexpr (M >= 1) {
+    if (rem == M) {
+      lseRows<M>(a, r0, panelBegin, panelEnd, rowMax, rowSum, rowDot);
+    } else {
+      lseTail<M - 1>(a, r0, rem, panelBegin, panelEnd, rowMax, rowSum, rowDot);
+    }
+  }
+}
+
+void logSumExpPanels(const LseArgs& a, int64_t panelBegin, int64_t panelEnd, float* rowMax, double* rowSum,
+                     double* rowDot) {
+  int64_t r = 0;
+  for (; r + LR <= a.rows; r += LR) lseRows<LR>(a, r, panelBegin, panelEnd, rowMax, rowSum, rowDot);
+  lseTail<LR - 1>(a, r, static_cast<int>(a.rows - r), panelBegin, panelEnd, rowMax, rowSum, rowDot);
+}
+
 void forward(const ForwardArgs& a, int64_t tokenBegin, int64_t tokenEnd) {
   if (a.sparse != nullptr) {
     if (a.dtype == DType::BF16) {
@@ -562,6 +712,6 @@ void backward(const BackwardArgs& a, int64_t vBegin, int64_t vEnd, PartialGroup*
 }  // namespace
 
 extern const KernelTable kTable;
-const KernelTable kTable = {AC_ISA_NAME, &forward, &backward};
+const KernelTable kTable = {AC_ISA_NAME, &forward, &backward, &logSumExpPanels};
 
 }  // namespace autocircuit::kernels::cpu::AC_ISA_NAMESPACE

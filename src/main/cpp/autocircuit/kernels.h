@@ -17,7 +17,7 @@ using at::Tensor;
 
 namespace autocircuit::kernels {
 
-/// Bumped whenever a signature below changes; KernelAvailability refuses a library with another value.
+/// Bumped whenever a signature below changes or a function is added; KernelAvailability refuses a library with another value.
 int api_version();
 
 /// The libtorch version of the headers this library was compiled against, e.g. "2.13.0".
@@ -79,5 +79,17 @@ std::string build_info();
 std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at::Tensor>& masks,
                                    const at::Tensor& patch, const at::Tensor& curr, const at::Tensor& delta_sum,
                                    const at::Tensor& delta_rows, bool mask_batch, bool mask_seq, bool mask_head);
+
+/// The log-sum-exp over the vocabulary of the logits z = h . W + bias, per row, without materialising the logits:
+/// ACDC's KL divergence against the clean output needs no other function of the whole vocabulary but a dot product
+/// of the logits with the clean probabilities (docs/native.md, "ACDC on the component graph"). h [R, K]; w_packed
+/// [P, K, 16] the unembedding W [K, V] in panels of 16 columns (w_packed[p][k][j] = W[k][16p + j], zero past V);
+/// bias [16P], padded with -1e30 past V; weights optional (undefined) [R, 16P], zero past V. float32, CPU,
+/// contiguous. Returns [R, 2] float64: per row max + log(sum exp(z - max)) and sum_v weights[r][v] * z[v] (0
+/// without weights), the sums accumulated lane-wise in float32 over chunks of 512 columns and in float64 across
+/// them. A row's values depend on that row of h and weights only (not on R, the other rows or the number of
+/// threads); NaN logits give NaN.
+at::Tensor unembed_logsumexp(const at::Tensor& h, const at::Tensor& w_packed, const at::Tensor& bias,
+                             const at::Tensor& weights);
 
 }  // namespace autocircuit::kernels

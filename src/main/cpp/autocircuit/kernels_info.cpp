@@ -8,7 +8,7 @@
 
 namespace autocircuit::kernels {
 
-int api_version() { return 4; }
+int api_version() { return 5; }
 
 std::string libtorch_version() { return TORCH_VERSION; }
 

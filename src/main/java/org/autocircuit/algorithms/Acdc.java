@@ -165,10 +165,20 @@ public final class Acdc {
      * algorithm), {@code skip} = decide provably unchanged trials without a pass.
      */
     public static PruneScores scores(PruneRun run, Options options, TrialObserver observer, int window, boolean skip) {
+        return scores(run, options, observer, window, skip, true);
+    }
+
+    /**
+     * As {@link #scores(PruneRun, Options, TrialObserver, int, boolean)}; {@code fusedKl} = with the native kernels,
+     * compute the KL divergence from the final norm's output and a native log-sum-exp over the vocabulary instead of
+     * from the logits (docs/native.md, "ACDC on the component graph"); false = the plain libtorch KL, for tests.
+     */
+    public static PruneScores scores(PruneRun run, Options options, TrialObserver observer, int window, boolean skip,
+                                     boolean fusedKl) {
         if (run == null) throw new IllegalArgumentException("run must not be null");
         if (options == null) throw new IllegalArgumentException("options must not be null");
         int[] order = visitOrder(run.model().graph(), options.visitOrder());
-        try (AcdcSearch search = new AcdcSearch(run, options, order, observer, window, skip)) {
+        try (AcdcSearch search = new AcdcSearch(run, options, order, observer, window, skip, fusedKl)) {
             return search.run();
         }
     }

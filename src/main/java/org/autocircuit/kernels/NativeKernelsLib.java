@@ -41,7 +41,7 @@ public final class NativeKernelsLib {
     public static native int apiVersion();
 
     /** The API version this Java class was written for. */
-    public static final int EXPECTED_API_VERSION = 4;
+    public static final int EXPECTED_API_VERSION = 5;
 
     /** The libtorch version of the headers the library was compiled against, e.g. {@code "2.13.0"}. */
     @Name("libtorch_version")
@@ -104,4 +104,16 @@ public final class NativeKernelsLib {
             @Cast("bool") boolean maskBatch,
             @Cast("bool") boolean maskSeq,
             @Cast("bool") boolean maskHead);
+
+    /**
+     * {@code autocircuit::kernels::unembed_logsumexp}: per row of {@code h} the log-sum-exp over the vocabulary of
+     * {@code h · W + bias} and the dot product of those logits with a row of {@code weights} (undefined: none),
+     * without the logits (see {@code kernels.h}); only {@link UnembedLogSumExp} calls it.
+     */
+    @Name("unembed_logsumexp")
+    public static native @ByVal Tensor unembedLogSumExp(
+            @Const @ByRef Tensor h,
+            @Const @ByRef Tensor wPacked,
+            @Const @ByRef Tensor bias,
+            @Const @ByRef Tensor weights);
 }

@@ -130,6 +130,20 @@ public interface HookedModel extends AutoCloseable {
         return java.util.List.of();
     }
 
+    /**
+     * The unembedding as an affine map after the final norm, {@code unembed(x) = finalNorm(x) · W_U + b_U}, when it is
+     * one: {@code {W_U [dModel, vocab], b_U [vocab] or null}}; null when it is not (a soft cap on the logits) or the
+     * model has no unembedding of its own. Lets ACDC's KL work on {@code finalNorm(x)} (docs/native.md).
+     */
+    default Tensor[] affineUnembedding() {
+        return null;
+    }
+
+    /** The final norm of a final residual stream {@code [..., dModel]}: {@link #unembed} before its product. */
+    default Tensor finalNorm(Tensor resid) {
+        throw unsupported("finalNorm");
+    }
+
     /** The frozen key/value cache of a prompt prefix ({@code [batch, prefix]} tokens, optional padding mask). */
     default KvCache buildKvCache(Tensor prefixTokens, Tensor prefixMask) {
         throw unsupported("KV caches");

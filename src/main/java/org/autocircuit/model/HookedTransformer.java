@@ -613,6 +613,18 @@ public final class HookedTransformer implements HookedModel {
         return cfg.extras().finalSoftcap() > 0 ? softcap(logits, cfg.extras().finalSoftcap()) : logits;
     }
 
+    @Override
+    public Tensor[] affineUnembedding() {
+        ensureOpen();
+        return cfg.extras().finalSoftcap() > 0 ? null : new Tensor[] {wU, bU};
+    }
+
+    @Override
+    public Tensor finalNorm(Tensor resid) {
+        ensureOpen();
+        return norm(resid, lnFinalW, lnFinalB);
+    }
+
     /** Gemma-2's soft cap {@code cap · tanh(x / cap)}. */
     private static Tensor softcap(Tensor x, double cap) {
         return x.div(new Scalar(cap)).tanh().mul(new Scalar(cap));

@@ -1,0 +1,81 @@
+package org.autocircuit.algorithms;
+
+import org.autocircuit.kernels.UnembedLogSumExp;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * ACDC's KL divergence against the clean output, {@code multibatch_kl_div(log_softmax(patched), clean_logprobs)}, from
+ * the final norm's output {@code h} of a trial instead of its logits (docs/native.md, "ACDC on the component graph").
+ *
+ * <p>Per output row, with {@code p} and {@code L} the clean probabilities and log-probabilities (the plain path's own
+ * float32 tensors) and {@code z = h · W_U + b_U} the trial's logits:
+ * <pre>
+ *   Σ_v p·(L − log_softmax(z)) = Σ_v p·L − Σ_v p·z + logsumexp(z) · Σ_v p
+ * </pre>
+ * which is exact in real arithmetic. {@code Σ p·L} and {@code Σ p} are computed once per run in float64; per trial
+ * the native kernel ({@link UnembedLogSumExp}) computes the logits panel by panel, never storing them, and from them
+ * {@code logsumexp(z)} and {@code Σ_v p·z}, both from the same float32 logits (so their rounding largely cancels
+ * when the patched distribution is close to the clean one). The result differs from the plain float32 computation
+ * by float rounding only (the plain one rounds each of the 50,257 terms and the log-softmax to float32; this one the
+ * logits, and the lane-wise float32 sums over 512 columns at a time): tested in {@code AcdcKlTest}.
+ */
+final class AcdcKl {
+    private final UnembedLogSumExp lse;
+    private final int rows;          // output rows of one trial (= of the clean output)
+    private final int dModel;
+    private final Tensor probs;      // [rows, padded vocab] float32: p, zero past the vocabulary
+    private final double[] pLogP;    // per row: Σ_v p·L
+    private final double[] pSum;     // per row: Σ_v p
+
+    /**
+     * @param cleanLogprobs the clean output's log-softmax {@code [batch, (seq,) vocab]}, float32
+     * @param cleanProbs    its {@code exp}, as the plain path uses it
+     * @param wU            {@code [dModel, vocab]}
+     * @param bU            {@code [vocab]} or null
+     */
+    AcdcKl(Tensor cleanLogprobs, Tensor cleanProbs, Tensor wU, Tensor bU) {
+        long vocab = wU.shape()[1];
+        Tensor p = cleanProbs.reshape(-1, vocab).to(torch.ScalarType.Double);
+        Tensor l = cleanLogprobs.reshape(-1, vocab).to(torch.ScalarType.Double);
+        rows = (int) p.shape()[0];
+        dModel = (int) wU.shape()[0];
+        pLogP = doubles(p.mul(l).sum(1));
+        pSum = doubles(p.sum(1));
+        lse = UnembedLogSumExp.of(wU, bU);
+        probs = lse.padColumns(cleanProbs.reshape(-1, vocab));
+    }
+
+    /** Whether the fused computation applies: native kernels, a CPU float32 affine unembedding. */
+    static boolean supported(Tensor[] affineUnembedding) {
+        return affineUnembedding != null && UnembedLogSumExp.supports(affineUnembedding[0], affineUnembedding[1]);
+    }
+
+    /**
+     * Σ over one trial's output rows of {@code KL(clean_r ‖ patched_r)}, from {@code h} = the final norm's output of
+     * those rows, {@code [rows, dModel]} (or {@code [batch, seq, dModel]}) in the clean output's row order.
+     */
+    double sum(Tensor h) {
+        Tensor flat = h.reshape(-1, dModel).contiguous();
+        if (flat.shape()[0] != rows) {
+            throw new IllegalArgumentException("a trial has " + rows + " output rows, got h of shape "
+                + java.util.Arrays.toString(h.shape()));
+        }
+        double[] lseAndDot = doubles(lse.apply(flat, probs));     // per row: logsumexp(z), Σ p·z
+        double total = 0;
+        for (int r = 0; r < rows; r++) total += pLogP[r] - lseAndDot[2 * r + 1] + lseAndDot[2 * r] * pSum[r];
+        return total;
+    }
+
+    /** The mean over rows, as the plain path's {@code kl.sum() / rows}, rounded to float32 like its {@code item()}. */
+    float mean(Tensor h) {
+        return (float) (sum(h) / rows);
+    }
+
+    private static double[] doubles(Tensor t) {
+        Tensor c = t.to(torch.ScalarType.Double).contiguous();
+        double[] out = new double[(int) c.numel()];
+        c.data_ptr_double().get(out);
+        return out;
+    }
+}
