@@ -54,7 +54,8 @@ import org.slf4j.LoggerFactory;
  *       discarded and tried again. That amortises the op dispatch of the blocks over many trials. Kept edges come
  *       in clusters (the first and last edges of a layer), so the window restarts at {@link #FIRST_WINDOW} trials
  *       after a kept edge and doubles after every window that kept nothing, up to {@link #DEFAULT_WINDOW}: on the
- *       component graph 118 batched trials for 110 decisions instead of 178 with fixed windows of 16. The window
+ *       component graph 118 batched trials for 110 decisions instead of 178 with fixed windows of 16 (replaying the
+ *       run's decisions). The window
  *       changes which trials are computed together, never a decision.
  *   <li>With the native kernels the KL divergence is computed from the final norm's output, without the logits
  *       ({@link AcdcKl}), and only for the trials whose decision is taken, so a discarded trial costs its blocks only.
