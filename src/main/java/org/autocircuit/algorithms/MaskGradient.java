@@ -193,7 +193,7 @@ public final class MaskGradient {
                                      ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, maskValue)) {
                                 Tensor logits = model.forward(input, padding);
                                 Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
-                                loss.backward();
+                                mode.backward(loss);   // also the Q/K/V mask gradients of heads that shared an input
                             }
                             progress.update("mask gradient", ++done, total);
                         }
