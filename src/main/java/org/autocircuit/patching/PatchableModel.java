@@ -1238,6 +1238,14 @@ public final class PatchableModel implements AutoCloseable {
         return patchMode(patchSrcOuts, (Tensor) null);
     }
 
+    /**
+     * Whether patched passes apply the masks exactly as set: no mask function, no mask dropout in training, no
+     * per-example masks.
+     */
+    public boolean appliesMasksAsSet() {
+        return maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0;
+    }
+
     /** Whether patch mode is on. */
     public boolean inPatchMode() {
         return patchSrcOuts != null;
