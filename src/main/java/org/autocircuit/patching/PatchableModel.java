@@ -73,7 +73,6 @@ public final class PatchableModel implements AutoCloseable {
     private double uniformMask = 0.0;       // with currGradients false: the value of every mask (patchModeAtUniformMasks)
     private boolean sharedHeadInputs;       // every mask verified uniform: Q/K/V heads may share one input (see below)
     private final List<SharedHeads> pendingHeads = new ArrayList<>();   // awaiting PatchMode.backward
-    private Tensor deltaBuffer;             // patch − curr, reused by PatchMode.backward across passes
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
@@ -1175,11 +1174,9 @@ public final class PatchableModel implements AutoCloseable {
     private void finishSharedHeadGradients() {
         if (pendingHeads.isEmpty()) return;
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-            if (deltaBuffer == null || !java.util.Arrays.equals(deltaBuffer.shape(), patchSrcOuts.shape())) {
-                if (deltaBuffer != null) owned.release(deltaBuffer);
-                deltaBuffer = owned.adopt(torch.empty_like(patchSrcOuts));
-            }
-            Tensor delta = torch.sub_out(deltaBuffer, patchSrcOuts, currSrcOuts);     // [nSrc, batch, seq, dModel]
+            // one difference for the pass, freed when done (a buffer kept across passes would add its size to the
+            // memory of every later forward pass)
+            Tensor delta = patchSrcOuts.sub(currSrcOuts);                              // [nSrc, batch, seq, dModel]
             long tokenElems = delta.numel() / delta.size(0);
             int i = 0;
             while (i < pendingHeads.size()) {
