@@ -1104,7 +1104,9 @@ public final class PatchableModel implements AutoCloseable {
      * current source outputs through {@code mask · (patch − curr)} is then exactly 0, so autograd is told to treat the
      * differences as constants, which saves one backward product per destination. Gradients with respect to the
      * masks are unchanged. The caller must keep every mask at 0 while the scope is open. Under a mask function
-     * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}.
+     * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}. Where
+     * every mask is verified 0 the Q/K/V heads of a block share one input under autograd (see
+     * {@link #patchModeAtUniformMasks}): run the backward pass through {@link PatchMode#backward}.
      */
     public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts) {
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
@@ -1124,7 +1126,10 @@ public final class PatchableModel implements AutoCloseable {
      * exactly 0 in value and carries exactly that gradient to every source it sums. Mask gradients are unchanged up to
      * float rounding. Falls back to {@link #patchMode(Tensor)} when a mask differs from {@code alpha} or the applied
      * masks are not the masks themselves (a mask function, mask dropout, per-example masks). The caller must keep
-     * every mask at {@code alpha} while the scope is open.
+     * every mask at {@code alpha} while the scope is open. Where {@link #sharedHeadInputsUsable(double)} holds, the Q,
+     * K and V heads of a block also read one shared input (one norm and one product each, as in the plain model), and
+     * the mask gradients of those destinations come from {@link PatchMode#backward}, which such passes need instead of
+     * a plain {@code loss.backward()}.
      */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
         ensureOpen();

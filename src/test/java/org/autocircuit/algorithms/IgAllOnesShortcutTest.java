@@ -18,6 +18,7 @@ import org.autocircuit.patching.PatchableModel;
 import org.autocircuit.testing.FamilyFixtures;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.Progress;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -28,7 +29,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * transformer graph, masks applied as set): its mask gradients are 0 up to float rounding. The scores must equal those
  * of runs that compute the point, on every graph layout a mask gradient of the logit difference can meet (Q/K/V split and joint, token graph, node graph,
  * grouped and ungrouped grouped-query attention in bf16, parallel attention), from either resample side, on both kernel
- * paths; and the point must be skipped exactly where allowed (not under zero ablation, not in a node graph).
+ * paths (a few layouts in the default run, all under {@code slow}); and the point must be skipped exactly where allowed
+ * (not under zero ablation, not in a node graph).
  */
 class IgAllOnesShortcutTest {
 
@@ -39,7 +41,16 @@ class IgAllOnesShortcutTest {
         }
     }
 
-    static Stream<Arguments> cases() {
+    /** A few layouts in the default run (the skipped point on both kernel paths, a token graph, GQA, the node graph). */
+    static Stream<Arguments> quickCases() {
+        return allCases().filter(a -> {
+            String name = a.get()[0].toString(), kernels = (String) a.get()[1];
+            return name.equals("gpt2 qkv split") || (kernels.equals("native")
+                ? name.equals("gpt2 token graph") || name.startsWith("llama") : name.equals("gpt2 node graph"));
+        });
+    }
+
+    static Stream<Arguments> allCases() {
         List<Arguments> out = new ArrayList<>();
         for (String kernels : new String[] {"reference", "native"}) {
             Kernels k = Fixtures.kernels(kernels);
@@ -60,13 +71,25 @@ class IgAllOnesShortcutTest {
     }
 
     @ParameterizedTest(name = "{0}, {1} kernels")
-    @MethodSource("cases")
+    @MethodSource("quickCases")
     void scoresEqualRunsThatComputeThePoint(Layout layout, String kernels) {
+        check(layout, 1);
+    }
+
+    /** Every layout on both kernel paths, with a point between 0 and 1 too. */
+    @Tag("slow")
+    @ParameterizedTest(name = "{0}, {1} kernels")
+    @MethodSource("allCases")
+    void scoresEqualRunsThatComputeThePointOnEveryLayout(Layout layout, String kernels) {
+        check(layout, 2);
+    }
+
+    private static void check(Layout layout, int samples) {
         List<PromptPairBatch> batches = Fixtures.ioi().train().batches();
         try (PatchableModel model = layout.model().get()) {
             for (Ablations.CleanCorrupt side : Ablations.CleanCorrupt.values()) {
                 MaskGradient.Options options = new MaskGradient.Options(MaskGradient.GradFunction.LOGIT,
-                    MaskGradient.AnswerFunction.AVG_DIFF, null, 2, AblationType.RESAMPLE, side);
+                    MaskGradient.AnswerFunction.AVG_DIFF, null, samples, AblationType.RESAMPLE, side);
                 float[] computed = MaskGradient.scoresOf(model, batches, batches, options, Progress.NONE, true, false).flat();
                 long before = MaskGradient.allOnesPointsSkipped;
                 float[] skipped = MaskGradient.scoresOf(model, batches, batches, options, Progress.NONE, true, true).flat();
