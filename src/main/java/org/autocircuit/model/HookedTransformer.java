@@ -743,8 +743,7 @@ public final class HookedTransformer implements HookedModel {
      * input: for LayerNorm {@code σ⁻¹ (v − mean(v) − x̂·mean(v·x̂))}, for RMSNorm {@code s⁻¹ (v − ŷ·mean(v·ŷ))}, with
      * {@code v = u·w} the gradient times the norm's gain. Computed for all the hooks' heads at once, with as few passes
      * over the {@code [heads, tokens, dModel]} result as possible: the gain and {@code 1/σ} are folded into the
-     * weights and the projection gradients (small), one batched product per token gives both means, and two in-place
-     * updates finish.
+     * weights and the projection gradients (small), two reductions give the means, and two in-place updates finish.
      */
     @Override
     public Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
@@ -798,11 +797,10 @@ public final class HookedTransformer implements HookedModel {
             .mul(w.ln1W().unsqueeze(-1));                                             // [R, dModel, dHead], gain folded in
         Tensor v = torch.bmm(dp, wAll.transpose(1, 2));                               // [R, tokens, dModel]: v / σ
         long rows = v.size(0);
-        // per token t, [R, dModel] · [dModel, 2] with columns 1/D and x̂_t/D: both means of every row at once
-        Tensor probes = torch.stack(new TensorVector(torch.ones_like(normed), normed), 2).div(new Scalar(cfg.dModel()));
-        Tensor means = torch.bmm(v.transpose(0, 1), probes);                          // [tokens, R, 2]
-        Tensor vx = means.select(2, 1).transpose(0, 1).unsqueeze(-1);                 // [R, tokens, 1]
-        if (centre) v.sub_(means.select(2, 0).transpose(0, 1).unsqueeze(-1));
+        // Both means by reductions, not by a batched product per token: libtorch runs such a product as matrix
+        // products inside its own thread pool, and OpenBLAS called from two threads at once stalled for seconds.
+        Tensor vx = v.mul(normed).mean(last, true, none);                              // [R, tokens, 1]
+        if (centre) v.sub_(v.mean(last, true, none));
         v.addcmul_(normed, vx, new Scalar(-1));
         return v;
     }
