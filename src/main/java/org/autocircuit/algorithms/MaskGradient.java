@@ -153,6 +153,19 @@ public final class MaskGradient {
      */
     static PruneScores scoresOf(PatchableModel model, List<PromptPairBatch> ablationBatches, List<PromptPairBatch> batches,
                                 Options options, Progress progress, boolean sharedPrefix) {
+        return scoresOf(model, ablationBatches, batches, options, progress, sharedPrefix, true);
+    }
+
+    /** Integrated-gradient points at mask 1 skipped by {@link #allOnesPassIsThePatchRun} (tests). */
+    static long allOnesPointsSkipped;
+
+    /**
+     * {@link #scoresOf(PatchableModel, List, List, Options, Progress, boolean)}; with {@code skipAllOnes}, an
+     * integrated-gradients point at mask 1 is not run where {@link #allOnesPassIsThePatchRun} holds (false runs it:
+     * tests compare the two).
+     */
+    static PruneScores scoresOf(PatchableModel model, List<PromptPairBatch> ablationBatches, List<PromptPairBatch> batches,
+                                Options options, Progress progress, boolean sharedPrefix, boolean skipAllOnes) {
         AblationType type = options.ablationType();
         if (type.needsCleanCorrupt() != (options.cleanCorrupt() != null)) {
             throw new IllegalArgumentException(type + (type.needsCleanCorrupt()
@@ -180,11 +193,20 @@ public final class MaskGradient {
                                 .get(batch.key())
                             : Ablations.srcAblations(model, cache.tail(Inputs.input(batch, options.cleanCorrupt())),
                                 cache.tail(Inputs.padding(batch, options.cleanCorrupt())), AblationType.RESAMPLE);
+                        boolean skipOnes = skipAllOnes && options.maskVal() == null
+                            && allOnesPassIsThePatchRun(model, batch, options);
                         for (int sample = 0; sample < points; sample++) {
                             double maskValue = options.maskVal() != null
                                 ? options.maskVal() : (double) sample / options.integratedGradSamples();
                             model.setAllMasks(maskValue);
                             Progress.checkInterrupted("mask gradient");
+                            if (skipOnes && maskValue == 1.0) {
+                                // the pass would be the patch run itself: patch − curr is 0 up to rounding, and so
+                                // is every mask gradient it would add
+                                allOnesPointsSkipped++;
+                                progress.update("mask gradient", ++done, total);
+                                continue;
+                            }
                             // Every mask holds maskValue: the source outputs' gradient through the patch differences
                             // is then -maskValue times the destination inputs' (0 at mask 0), carried without a
                             // per-source product (PatchableModel.patchModeAtUniformMasks).
@@ -193,7 +215,7 @@ public final class MaskGradient {
                                      ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, maskValue)) {
                                 Tensor logits = model.forward(input, padding);
                                 Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
-                                loss.backward();
+                                mode.backward(loss);   // also the Q/K/V mask gradients of heads that shared an input
                             }
                             progress.update("mask gradient", ++done, total);
                         }
@@ -204,4 +226,27 @@ public final class MaskGradient {
         }
     }
 
+    /**
+     * Whether the patched pass of {@code batch} with every mask at 1 is, in exact arithmetic, the run that produced its
+     * patch values, so that every one of its mask gradients {@code Σ g · (patch − curr)} is 0 up to float rounding.
+     * With every mask 1 each destination reads {@code x + Σ (patch − curr)} over its sources, and in a factorized graph
+     * of a transformer x is the sum of those sources' current outputs plus terms that no prompt changes (the attention
+     * output biases), so it reads the sum of their patch values: the patch run's input. By induction over the
+     * destinations in pass order every source then reproduces its patch value. That needs resample ablation (patch
+     * values from this batch's own run of the other side, computed here), the same padding on both sides (the pass
+     * runs with the clean side's attention mask), and masks applied as set (no mask function, dropout or per-example
+     * masks). Integrated gradients' last point is such a pass.
+     */
+    static boolean allOnesPassIsThePatchRun(PatchableModel model, PromptPairBatch batch, Options options) {
+        if (options.ablationType() != AblationType.RESAMPLE || !model.graph().factorized()
+                || !(model.model() instanceof org.autocircuit.model.HookedTransformer) || !model.appliesMasksAsSet()) {
+            return false;
+        }
+        try (PointerScope scope = new PointerScope()) {
+            Tensor clean = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
+            Tensor side = Inputs.padding(batch, options.cleanCorrupt());
+            if (clean == null || side == null) return clean == side;
+            return java.util.Arrays.equals(clean.shape(), side.shape()) && torch.equal(clean, side);
+        }
+    }
 }

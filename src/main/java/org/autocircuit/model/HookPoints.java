@@ -36,6 +36,15 @@ public interface HookPoints {
     }
 
     /**
+     * Called with the Q, K or V projection {@code [batch, seq, nHeads, dHead]} (before any rotary embedding) that the
+     * model computed from the shared input {@link #headInputs} returned for {@code hookName} (no head with its own
+     * input). Hooks that need each head's input gradient keep it and its gradient ({@code retain_grad}); the model's
+     * {@link HookedModel#headInputGradients} turns that gradient into the heads' input gradients after the backward
+     * pass. By default nothing.
+     */
+    default void sharedHeadProjection(String hookName, Tensor projection) {}
+
+    /**
      * Whether these hooks look at (or change) the value of hook {@code hookName}. The model may skip forming a value no
      * hook observes when it has a faster way to the same result (the attention pattern). By default, every one.
      */

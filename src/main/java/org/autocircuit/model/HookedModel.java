@@ -67,6 +67,32 @@ public interface HookedModel extends AutoCloseable {
     int dModel();
 
     /**
+     * Whether {@link #headInputGradients} works for this model's Q, K and V inputs (transformers without grouped-query
+     * attention).
+     */
+    default boolean supportsHeadInputGradients() {
+        return false;
+    }
+
+    /**
+     * The gradients at every head's own input of Q, K or V projections of one block whose heads all read one shared
+     * input: what autograd would give each head's input had every head been handed its own copy of
+     * {@code sharedInput}. From the gradient at each projection's output ({@link HookPoints#sharedHeadProjection}),
+     * through each head's weights, then back through the norm before the projections (the same Jacobian for every head,
+     * at {@code sharedInput}).
+     *
+     * @param hookNames       {@code blocks.b.hook_q_input}, {@code hook_k_input} or {@code hook_v_input}, one block
+     * @param sharedInput     the input every head read, {@code [batch, seq, dModel]}
+     * @param projectionGrads the gradient at each projection's output, {@code [batch, seq, nHeads, dHead]}
+     * @return {@code [Σ nHeads, batch·seq, dModel]}, the heads of each hook in turn
+     * @throws UnsupportedOperationException where {@link #supportsHeadInputGradients()} is false
+     */
+    default Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
+                                      java.util.List<Tensor> projectionGrads) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " has no per-head input gradients");
+    }
+
+    /**
      * Whether {@link #forwardResidual}, {@link #residualFromBlock}, {@link #forwardFromBlock}, {@link #unembed},
      * {@link #buildKvCache} and the cache argument of {@link #forward(Tensor, Tensor, KvCache, HookPoints,
      * OutputSlice, Tensor[])} are available.

@@ -695,6 +695,12 @@ public final class HookedTransformer implements HookedModel {
         q = project(qIn, w.ln1W(), w.ln1B(), w.wQ(), w.wQFlat(), w.bQ(), false);      // [batch, seq, nHeads, dHead]
         k = cacheK != null ? cacheK : project(kIn, w.ln1W(), w.ln1B(), w.wK(), w.wKFlat(), w.bK(), true);
         v = cacheV != null ? cacheV : project(vIn, w.ln1W(), w.ln1B(), w.wV(), w.wVFlat(), w.bV(), true);
+        if (attnIn.dim() == 3) {
+            // projections of a shared input that a hook asked for (headInputs): hooks may keep them for their gradient
+            if (qIn.own() == null) hooks.sharedHeadProjection(p + "hook_q_input", q);
+            if (cacheK == null && kIn.own() == null) hooks.sharedHeadProjection(p + "hook_k_input", k);
+            if (cacheV == null && vIn.own() == null) hooks.sharedHeadProjection(p + "hook_v_input", v);
+        }
         if (rotaryFreq != null) {
             // queries of a trimmed last block are the last positions
             long qSeq = q.size(1), allSeq = positions.size(positions.dim() - 1);
@@ -791,6 +797,78 @@ public final class HookedTransformer implements HookedModel {
         Tensor all = projectShared(norm(in.shared(), lnW, lnB), wFlat, bias);        // [batch, seq, nKv|nHeads, dHead]
         if (perKvHead) return ungroup(all.index_copy(2, heads, own));
         return (gqa ? ungroup(all) : all).index_copy(2, heads, own);
+    }
+
+    @Override
+    public boolean supportsHeadInputGradients() {
+        return kvHeadOfHead == null;
+    }
+
+    /**
+     * {@inheritDoc} Head h's input gradient is {@code Jᵀ (dP_h · W[h]ᵀ)}, J the first norm's Jacobian at the shared
+     * input: for LayerNorm {@code σ⁻¹ (v − mean(v) − x̂·mean(v·x̂))}, for RMSNorm {@code s⁻¹ (v − ŷ·mean(v·ŷ))}, with
+     * {@code v = u·w} the gradient times the norm's gain. Computed for all the hooks' heads at once, with as few passes
+     * over the {@code [heads, tokens, dModel]} result as possible: the gain and {@code 1/σ} are folded into the
+     * weights and the projection gradients (small), two reductions give the means, and two in-place updates finish.
+     */
+    @Override
+    public Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
+                                     java.util.List<Tensor> projectionGrads) {
+        ensureOpen();
+        if (!supportsHeadInputGradients()) {
+            throw new UnsupportedOperationException("per-head input gradients of a grouped-query-attention model");
+        }
+        if (hookNames.isEmpty() || hookNames.size() != projectionGrads.size()) {
+            throw new IllegalArgumentException("headInputGradients: " + hookNames.size() + " hooks and "
+                + projectionGrads.size() + " gradients");
+        }
+        int block = -1;
+        Tensor[] weights = new Tensor[hookNames.size()];
+        Tensor[] grads = new Tensor[hookNames.size()];
+        long tokens = sharedInput.numel() / cfg.dModel();
+        for (int i = 0; i < weights.length; i++) {
+            String name = hookNames.get(i);
+            String[] parts = name.split("\\.");
+            int b = parts.length == 3 && parts[0].equals("blocks") ? Integer.parseInt(parts[1]) : -1;
+            if (b < 0 || b >= cfg.nLayers() || (block >= 0 && b != block)) {
+                throw new IllegalArgumentException("headInputGradients: " + name + " is not a Q/K/V input hook of "
+                    + (block >= 0 ? "block " + block : "a block of this model"));
+            }
+            block = b;
+            weights[i] = switch (parts[2]) {
+                case "hook_q_input" -> blocks[b].wQ();
+                case "hook_k_input" -> blocks[b].wK();
+                case "hook_v_input" -> blocks[b].wV();
+                default -> throw new IllegalArgumentException("headInputGradients: not a Q, K or V input hook: " + name);
+            };
+            Tensor g = projectionGrads.get(i);                                        // [batch, seq, nHeads, dHead]
+            grads[i] = g.permute(2, 0, 1, 3).reshape(g.size(2), tokens, cfg.dHead());   // [nHeads, tokens, dHead]
+        }
+        Block w = blocks[block];
+        long[] last = {-1};
+        var none = new org.bytedeco.pytorch.ScalarTypeOptional();
+        Tensor y = sharedInput.reshape(tokens, cfg.dModel());
+        Tensor normed, inverse;                                                       // x̂ or ŷ [tokens, dModel]; 1/σ or 1/s [tokens, 1]
+        boolean centre = cfg.norm() == ModelConfig.Norm.LAYER_NORM;
+        if (centre) {
+            Tensor centred = y.sub(y.mean(last, true, none));
+            inverse = centred.pow(new Scalar(2)).mean(last, true, none).add(new Scalar(cfg.lnEps())).rsqrt();
+            normed = centred.mul(inverse);
+        } else {
+            inverse = rmsScale(y).reciprocal();
+            normed = y.mul(inverse);
+        }
+        Tensor dp = (grads.length == 1 ? grads[0] : torch.cat(new TensorVector(grads), 0)).mul(inverse);   // [R, tokens, dHead]
+        Tensor wAll = (weights.length == 1 ? weights[0] : torch.cat(new TensorVector(weights), 0))
+            .mul(w.ln1W().unsqueeze(-1));                                             // [R, dModel, dHead], gain folded in
+        Tensor v = torch.bmm(dp, wAll.transpose(1, 2));                               // [R, tokens, dModel]: v / σ
+        long rows = v.size(0);
+        // Both means by reductions, not by a batched product per token: libtorch runs such a product as matrix
+        // products inside its own thread pool, and OpenBLAS called from two threads at once stalled for seconds.
+        Tensor vx = v.mul(normed).mean(last, true, none);                              // [R, tokens, 1]
+        if (centre) v.sub_(v.mean(last, true, none));
+        v.addcmul_(normed, vx, new Scalar(-1));
+        return v;
     }
 
     /** {@code [batch, seq, nKvHeads, dHead]} repeated to {@code [batch, seq, nHeads, dHead]} (no copy without GQA). */

@@ -81,6 +81,8 @@ public final class PatchableModel implements AutoCloseable {
     private Tensor currSrcOuts;    // [nSrc, batch, seq, dModel] buffer kept across forward passes of one patch mode
     private boolean currGradients = true;   // false: patch differences are constants to autograd (see patchModeAtZeroMasks)
     private double uniformMask = 0.0;       // with currGradients false: the value of every mask (patchModeAtUniformMasks)
+    private boolean sharedHeadInputs;       // every mask verified uniform: Q/K/V heads may share one input (see below)
+    private final List<SharedHeads> pendingHeads = new ArrayList<>();   // awaiting PatchMode.backward
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
@@ -89,6 +91,7 @@ public final class PatchableModel implements AutoCloseable {
     private long sampleStart = 0;
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
     private long uniformMaskTermCount;      // destinations given the uniform-mask gradient term, for tests
+    private long sharedHeadInputCount;      // Q/K/V destinations given one shared input under autograd, for tests
     private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
     private NormScales frozenScales;        // given by PatchMode.freezeNormScales, or null
     private volatile boolean closed;
@@ -262,6 +265,10 @@ public final class PatchableModel implements AutoCloseable {
             return run(input, attentionMask, cache, HookPoints.NONE, residualOnly, residPre, residualOnly && trimLastBlock(false));
         }
         checkPatchBatch(batch);
+        if (!pendingHeads.isEmpty()) {
+            throw new IllegalStateException("a patched pass is waiting for PatchMode.backward (its Q/K/V heads shared "
+                + "their inputs, and their mask gradients come from that call); run it before the next pass");
+        }
         // A pass from the first block produces every source before any destination reads it. Where it may
         // (sharedBufferUsable) it writes them straight into the current-output buffer and destinations read views of
         // it; otherwise it needs no earlier buffer, and a new one is filled afterwards, outside autograd, for
@@ -270,6 +277,7 @@ public final class PatchableModel implements AutoCloseable {
         PatchingHooks hooks = new PatchingHooks(patchSrcOuts, shared ? currSrcOuts : null, batch, shared);
         hooks.frozen = frozenScalesFor(input, attentionMask, cache);
         Tensor out = run(input, attentionMask, cache, hooks, residualOnly, residPre, residualOnly && trimLastBlock(shared));
+        hooks.checkProjectionsSeen();
         currSrcOuts = shared ? currSrcOuts : hooks.currentOutputs(torch.empty_like(patchSrcOuts));
         return out;
     }
@@ -630,6 +638,11 @@ public final class PatchableModel implements AutoCloseable {
         return uniformMaskTermCount;
     }
 
+    /** How many Q/K/V destinations patched passes under autograd have given one input for all heads (tests). */
+    long sharedHeadInputCount() {
+        return sharedHeadInputCount;
+    }
+
     /** How many Q/K/V destination groups patched passes have given their inputs in compact form (tests). */
     long compactHeadInputCount() {
         return compactHeadInputCount;
@@ -695,6 +708,7 @@ public final class PatchableModel implements AutoCloseable {
         private final Tensor[] produced = new Tensor[graph.srcModules().size()];   // per src module: [count, batch, seq, dModel]
         private final Map<String, Tensor> fused = new HashMap<>();   // K/V results computed together with Q
         private final Map<String, HeadInputs> fusedHeadInputs = new HashMap<>();   // the same, in compact form
+        private final Map<String, SharedHeads> awaitingProjection = new HashMap<>();  // shared inputs handed out
         private final boolean shared;                                 // sources written into `earlier`, read as views
         private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
         // patchModeAtUniformMasks with grad: per source module, its output summed over its rows, in the autograd graph
@@ -916,6 +930,7 @@ public final class PatchableModel implements AutoCloseable {
             HeadInputs ready = fusedHeadInputs.remove(name);
             if (ready != null) return ready;
             DestModule dm = destByHook.get(name);
+            if (dm != null && !fused.containsKey(name) && sharedHeadInputsUsable(dm, value)) return sharedHeadInputs(dm, value);
             if (dm == null || fused.containsKey(name) || !compactHeadInputsUsable(dm, value)) {
                 return HeadInputs.of(apply(name, value));
             }
@@ -925,6 +940,58 @@ public final class PatchableModel implements AutoCloseable {
             for (int i = 1; i < plans.length; i++) fusedHeadInputs.put(group.get(i).moduleName(), plans[i]);
             compactHeadInputCount++;
             return plans[0];
+        }
+
+        /**
+         * Whether this pass gives a Q/K/V destination one input for all its heads under autograd
+         * ({@link #sharedHeadInputsUsable(double)} holds for the mode): a shared pass with every mask at one value, a
+         * destination with one mask row per head, from the shared residual.
+         */
+        private boolean sharedHeadInputsUsable(DestModule dm, Tensor value) {
+            return sharedHeadInputs && shared && org.bytedeco.pytorch.GradMode.is_enabled() && exampleMasks == null
+                && dm.headed() && dm.maskShape().length == 2 && value.dim() == 3 && value.size(1) == patch.size(2);
+        }
+
+        /**
+         * Every mask holds one value a, so every head of {@code dm} (and of the K and V inputs grouped with a Q input)
+         * reads the same input {@code x + a · Σ_i (patch_i − curr_i)}: one patched row, computed once with a row of the
+         * mask (no mask gradient through it), and handed to the model as the shared input of every head, so that the
+         * model projects it as the plain model does (one norm, one product). The mask gradients that the per-head path
+         * would give come from {@link PatchMode#backward}, from the projections' retained gradients.
+         */
+        private HeadInputs sharedHeadInputs(DestModule dm, Tensor value) {
+            List<DestModule> group = qkvGroup(dm, value);
+            Tensor row = masks.get(dm.moduleName()).select(0, 0).detach();            // [nIn], every value a
+            Tensor input = uniformMask == 0.0 && moduleSums == null ? value
+                : patched(dm, value, new Tensor[] {row}, new MaskLayout(false, false, false))[0];
+            // where nothing before needs a gradient (the first block at mask 0), a leaf, so that the projection has one
+            if (!input.requires_grad()) input = input.detach().requires_grad_(true);
+            HeadInputs in = HeadInputs.shared(input);
+            for (int i = 0; i < group.size(); i++) {
+                SharedHeads h = new SharedHeads(group.get(i), input);
+                awaitingProjection.put(group.get(i).moduleName(), h);
+                if (i > 0) fusedHeadInputs.put(group.get(i).moduleName(), in);
+            }
+            sharedHeadInputCount += group.size();
+            return in;
+        }
+
+        /** Every shared input handed out reached its projection (else its mask gradient would be missing). */
+        void checkProjectionsSeen() {
+            if (!awaitingProjection.isEmpty()) {
+                pendingHeads.clear();
+                throw new IllegalStateException("the model never projected the shared inputs of "
+                    + awaitingProjection.keySet() + "; their mask gradients cannot be computed");
+            }
+        }
+
+        @Override
+        public void sharedHeadProjection(String name, Tensor projection) {
+            SharedHeads h = awaitingProjection.remove(name);
+            if (h == null) return;
+            projection.retain_grad();
+            h.projection = projection;
+            pendingHeads.add(h);
         }
 
         /**
@@ -1174,10 +1241,11 @@ public final class PatchableModel implements AutoCloseable {
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
         }
         PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients, this.uniformMask,
-            this.frozenScales);
+            this.sharedHeadInputs, this.frozenScales);
         this.frozenScales = null;
         this.currGradients = true;
         this.uniformMask = 0.0;
+        this.sharedHeadInputs = false;
         this.patchSrcOuts = patchSrcOuts;
         this.currSrcOuts = currSrcOuts != null ? currSrcOuts : torch.zeros_like(patchSrcOuts);
         return mode;
@@ -1188,12 +1256,15 @@ public final class PatchableModel implements AutoCloseable {
      * current source outputs through {@code mask · (patch − curr)} is then exactly 0, so autograd is told to treat the
      * differences as constants, which saves one backward product per destination. Gradients with respect to the
      * masks are unchanged. The caller must keep every mask at 0 while the scope is open. Under a mask function
-     * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}.
+     * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}. Where
+     * every mask is verified 0 the Q/K/V heads of a block share one input under autograd (see
+     * {@link #patchModeAtUniformMasks}): run the backward pass through {@link PatchMode#backward}.
      */
     public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts) {
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
+        sharedHeadInputs = sharedHeadInputsUsable(0.0);
         return mode;
     }
 
@@ -1207,7 +1278,10 @@ public final class PatchableModel implements AutoCloseable {
      * exactly 0 in value and carries exactly that gradient to every source it sums. Mask gradients are unchanged up to
      * float rounding. Falls back to {@link #patchMode(Tensor)} when a mask differs from {@code alpha} or the applied
      * masks are not the masks themselves (a mask function, mask dropout, per-example masks). The caller must keep
-     * every mask at {@code alpha} while the scope is open.
+     * every mask at {@code alpha} while the scope is open. Where {@link #sharedHeadInputsUsable(double)} holds, the Q,
+     * K and V heads of a block also read one shared input (one norm and one product each, as in the plain model), and
+     * the mask gradients of those destinations come from {@link PatchMode#backward}, which such passes need instead of
+     * a plain {@code loss.backward()}.
      */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
         ensureOpen();
@@ -1217,7 +1291,89 @@ public final class PatchableModel implements AutoCloseable {
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
         currGradients = false;
         uniformMask = alpha;
+        sharedHeadInputs = sharedHeadInputsUsable(alpha);
         return mode;
+    }
+
+    /**
+     * Whether the Q, K and V heads of a block may read one shared input in a pass under autograd where every mask holds
+     * {@code alpha}: the applied masks are the masks themselves, every one equals {@code alpha} (so every head's input
+     * is {@code x + alpha · Σ (patch − curr)} over the same sources), one mask row per head (no per-position rows), and
+     * the model gives per-head input gradients of float32 projections ({@link HookedModel#headInputGradients}).
+     */
+    private boolean sharedHeadInputsUsable(double alpha) {
+        return maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0 && graph.seqLen().isEmpty()
+            && model.supportsHeadInputGradients() && model.dtype() == torch.ScalarType.Float && Double.isFinite(alpha)
+            && masksAllEqual(alpha);
+    }
+
+    /**
+     * A Q, K or V destination whose heads read one shared input in a pass under autograd: the input, and the projection
+     * computed from it, whose retained gradient gives every head's input gradient after the backward pass.
+     */
+    private static final class SharedHeads {
+        final DestModule dm;
+        final Tensor input;           // [batch, seq, dModel]
+        Tensor projection;            // [batch, seq, nHeads, dHead], retains its gradient
+
+        SharedHeads(DestModule dm, Tensor input) {
+            this.dm = dm;
+            this.input = input;
+        }
+    }
+
+    /**
+     * The mask gradients of the destinations in {@link #pendingHeads}, after the backward pass: with g_h the gradient at
+     * head h's input ({@link HookedModel#headInputGradients}), {@code ∂L/∂m[h, i] = Σ_tokens g_h · (patch_i − curr_i)},
+     * what the edge-patching kernels' backward computes for a destination whose heads each have their own input. One
+     * matrix product per group of destinations reading the same input (a block's Q, K and V).
+     */
+    private void finishSharedHeadGradients() {
+        if (pendingHeads.isEmpty()) return;
+        try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            // one difference for the pass, freed when done (a buffer kept across passes would add its size to the
+            // memory of every later forward pass)
+            Tensor delta = patchSrcOuts.sub(currSrcOuts);                              // [nSrc, batch, seq, dModel]
+            long tokenElems = delta.numel() / delta.size(0);
+            int i = 0;
+            while (i < pendingHeads.size()) {
+                SharedHeads first = pendingHeads.get(i);
+                int j = i;
+                List<SharedHeads> group = new ArrayList<>();
+                List<String> names = new ArrayList<>();
+                List<Tensor> grads = new ArrayList<>();
+                while (j < pendingHeads.size() && pendingHeads.get(j).input == first.input) {
+                    SharedHeads h = pendingHeads.get(j++);
+                    Tensor pg = h.projection.grad();
+                    if (!pg.defined()) continue;      // no gradient reached these heads: nothing to add
+                    group.add(h);
+                    names.add(h.dm.moduleName());
+                    grads.add(pg);
+                }
+                if (!group.isEmpty()) {
+                    Tensor all = model.headInputGradients(names, first.input, grads);   // [rows, tokens, dModel]
+                    long rows = all.size(0);
+                    Tensor d = delta.narrow(0, first.dm.inSrcStart(), first.dm.nIn()).reshape(first.dm.nIn(), tokenElems);
+                    Tensor scores = all.reshape(rows, tokenElems).mm(d.t());           // [rows, nIn]
+                    long off = 0;
+                    for (SharedHeads h : group) {
+                        Tensor mask = masks.get(h.dm.moduleName());
+                        long heads = mask.size(0);
+                        Tensor part = scores.narrow(0, off, heads);
+                        off += heads;
+                        Tensor grad = mask.mutable_grad();
+                        if (grad.defined()) {
+                            grad.add_(part.reshape(mask.shape()));
+                        } else {
+                            grad.put(part.reshape(mask.shape()).clone());
+                        }
+                    }
+                }
+                i = j;
+            }
+        } finally {
+            pendingHeads.clear();
+        }
     }
 
     /** Whether every element of every mask equals {@code value} (compared in the masks' dtype). */
@@ -1236,6 +1392,14 @@ public final class PatchableModel implements AutoCloseable {
         return patchMode(patchSrcOuts, (Tensor) null);
     }
 
+    /**
+     * Whether patched passes apply the masks exactly as set: no mask function, no mask dropout in training, no
+     * per-example masks.
+     */
+    public boolean appliesMasksAsSet() {
+        return maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0;
+    }
+
     /** Whether patch mode is on. */
     public boolean inPatchMode() {
         return patchSrcOuts != null;
@@ -1252,15 +1416,17 @@ public final class PatchableModel implements AutoCloseable {
         private final Tensor prevCurr;
         private final boolean prevCurrGradients;
         private final double prevUniformMask;
+        private final boolean prevSharedHeadInputs;
         private final NormScales prevFrozen;
         private boolean closed;
 
         private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask,
-                          NormScales prevFrozen) {
+                          boolean prevSharedHeadInputs, NormScales prevFrozen) {
             this.prevPatch = prevPatch;
             this.prevCurr = prevCurr;
             this.prevCurrGradients = prevCurrGradients;
             this.prevUniformMask = prevUniformMask;
+            this.prevSharedHeadInputs = prevSharedHeadInputs;
             this.prevFrozen = prevFrozen;
         }
 
@@ -1283,15 +1449,37 @@ public final class PatchableModel implements AutoCloseable {
             return this;
         }
 
+        /**
+         * {@code loss.backward()}, then the mask gradients of the Q/K/V destinations whose heads shared one input in
+         * the pass (see {@link #patchModeAtZeroMasks} and {@link #patchModeAtUniformMasks}), added to the masks'
+         * gradients as autograd adds the others'. Passes in these modes need this instead of a plain
+         * {@code loss.backward()}: closing the mode after one would throw rather than leave those gradients out.
+         */
+        public void backward(Tensor loss) {
+            if (closed) throw new IllegalStateException("PatchMode.backward after the mode was closed");
+            loss.backward();
+            finishSharedHeadGradients();
+        }
+
         @Override
         public void close() {
             if (closed) return;
             closed = true;
+            boolean missed = false;
+            try (PointerScope s = new PointerScope()) {
+                for (SharedHeads h : pendingHeads) missed |= h.projection != null && h.projection.grad().defined();
+            }
+            pendingHeads.clear();
             patchSrcOuts = prevPatch;
             currSrcOuts = prevCurr;
             currGradients = prevCurrGradients;
             uniformMask = prevUniformMask;
             frozenScales = prevFrozen;
+            sharedHeadInputs = prevSharedHeadInputs;
+            if (missed) {
+                throw new IllegalStateException("a backward pass ran outside PatchMode.backward: the mask gradients of "
+                    + "the Q/K/V destinations whose heads shared one input were not computed; call mode.backward(loss)");
+            }
         }
     }
 

@@ -38,7 +38,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class UniformMaskGradientTest {
 
-    record Layout(String name, Supplier<PatchableModel> model) {
+    /**
+     * @param sharedHeads whether uniform-mask passes under autograd give the Q/K/V heads one shared input
+     *                    ({@code PatchMode.backward} then computes their mask gradients): separate Q/K/V inputs, one
+     *                    mask row per head, no grouped-query attention
+     */
+    record Layout(String name, Supplier<PatchableModel> model, boolean sharedHeads) {
         @Override
         public String toString() {
             return name;
@@ -48,17 +53,40 @@ class UniformMaskGradientTest {
     static List<Layout> layouts(String kernels) {
         Kernels k = Fixtures.kernels(kernels);
         List<Layout> out = new ArrayList<>();
-        out.add(new Layout("gpt2 qkv split", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true, k)));
-        out.add(new Layout("gpt2 qkv joint", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, false, k)));
-        out.add(new Layout("gpt2 token graph", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, 15, true, k)));
-        out.add(new Layout("gpt2 all positions", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.ALL, null, true, k)));
+        out.add(new Layout("gpt2 qkv split", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true, k), true));
+        out.add(new Layout("gpt2 qkv joint", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, false, k), false));
+        out.add(new Layout("gpt2 token graph", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, 15, true, k), false));
+        out.add(new Layout("gpt2 all positions", () -> PatchableModel.of(Fixtures.model(), true, OutputSlice.ALL, null, true, k), true));
+        // the node graph has no Q/K/V destinations (edges through the residual checkpoints only)
+        out.add(new Layout("gpt2 node graph", () -> PatchableModel.of(Fixtures.model(), false, OutputSlice.LAST_SEQ, null, true, k), false));
         out.add(new Layout("llama gqa ungrouped", () -> PatchableModel.of(FamilyFixtures.model("llama"), true,
-            OutputSlice.LAST_SEQ, null, true, GqaLayout.UNGROUPED, k)));
+            OutputSlice.LAST_SEQ, null, true, GqaLayout.UNGROUPED, k), false));
         out.add(new Layout("llama gqa grouped", () -> PatchableModel.of(FamilyFixtures.model("llama"), true,
-            OutputSlice.LAST_SEQ, null, true, GqaLayout.GROUPED, k)));
+            OutputSlice.LAST_SEQ, null, true, GqaLayout.GROUPED, k), false));
         out.add(new Layout("neox parallel attention", () -> PatchableModel.of(FamilyFixtures.model("neox"), true,
-            OutputSlice.LAST_SEQ, null, true, k)));
+            OutputSlice.LAST_SEQ, null, true, k), true));
+        // RMSNorm and rotary positions (and Gemma-2's post-norms and soft caps), float32, one key/value head per query head
+        out.add(new Layout("llama rmsnorm ungrouped float32", () -> PatchableModel.of(ungroupedFloat("llama"), true,
+            OutputSlice.LAST_SEQ, null, true, k), true));
+        out.add(new Layout("gemma2 rmsnorm ungrouped float32", () -> PatchableModel.of(ungroupedFloat("gemma2"), true,
+            OutputSlice.LAST_SEQ, null, true, k), true));
         return out;
+    }
+
+    /**
+     * A random float32 model of a family fixture's config with as many key/value heads as query heads, and a vocabulary
+     * that holds the IOI fixture's GPT-2 token ids.
+     */
+    static org.autocircuit.model.HookedTransformer ungroupedFloat(String family) {
+        org.autocircuit.model.ModelConfig c;
+        try (org.autocircuit.model.HookedTransformer m = FamilyFixtures.model(family)) {
+            c = m.config();
+        }
+        org.autocircuit.model.ModelConfig u = new org.autocircuit.model.ModelConfig(c.architecture(), c.nLayers(),
+            c.dModel(), c.nHeads(), c.nHeads(), c.dHead(), c.dMlp(), Math.max(c.dVocab(), 50257), c.nCtx(), c.lnEps(), c.norm(), c.actFn(),
+            c.attnOnly(), c.parallelAttnMlp(), c.gatedMlp(), c.tiedUnembed(), c.bosTokenId(), c.positions(), c.biases(),
+            c.extras());
+        return org.autocircuit.model.HookedTransformer.randomInit(u, 7, 0.05);
     }
 
     static Stream<Arguments> cases() {
@@ -89,17 +117,51 @@ class UniformMaskGradientTest {
         List<PromptPairBatch> batches = Fixtures.ioi().train().batches();
         PromptPairBatch batch = batches.get(0);
         try (PointerScope scope = new PointerScope(); PatchableModel model = layout.model().get()) {
+            long sharedBefore = model.sharedHeadInputCount();
             for (AblationType type : types) {
                 Ablations.CleanCorrupt side = type.needsCleanCorrupt() ? Ablations.CleanCorrupt.CORRUPT : null;
                 Map<Long, Tensor> patches = Ablations.batchSrcAblations(model, batches, type, side);
                 Tensor patch = patches.get(batch.key());
-                for (double alpha : new double[] {0.3, 1.0}) {
+                for (double alpha : new double[] {0.0, 0.3, 1.0}) {
                     String where = layout + " " + type + " at mask " + alpha;
                     float[] plain = gradients(model, batch, patch, alpha, false);
                     float[] uniform = gradients(model, batch, patch, alpha, true);
                     assertTrue(maxAbs(plain) > 0, where + ": no gradient at all");
                     assertClose(plain, uniform, 1e-6, 1e-4, where);
                 }
+            }
+            assertTrue((model.sharedHeadInputCount() > sharedBefore) == layout.sharedHeads(),
+                layout + ": shared Q/K/V inputs expected " + layout.sharedHeads());
+        }
+    }
+
+    /**
+     * With shared Q/K/V inputs the mask gradients of those destinations come from {@code PatchMode.backward}: a plain
+     * {@code loss.backward()} must not leave them out silently, and a second pass must not overwrite the source
+     * values the first one's gradients still need.
+     */
+    @Test
+    void sharedHeadsNeedThePatchModesBackward() {
+        List<PromptPairBatch> batches = Fixtures.ioi().train().batches();
+        PromptPairBatch batch = batches.get(0);
+        try (PointerScope scope = new PointerScope();
+             PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
+                 Kernels.reference())) {
+            Tensor patch = Ablations.batchSrcAblations(model, batches, AblationType.RESAMPLE,
+                Ablations.CleanCorrupt.CORRUPT).get(batch.key());
+            model.setAllMasks(0.5);
+            Tensor input = Inputs.clean(batch), padding = Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN);
+            try (PatchableModel.MaskTraining training = model.trainMaskMode()) {
+                PatchableModel.PatchMode mode = model.patchModeAtUniformMasks(patch, 0.5);
+                Tensor loss = TensorOps.batchAvgAnswerDiff(model.forward(input, padding), batch).neg();
+                IllegalStateException twice = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                    () -> model.forward(input, padding));
+                assertTrue(twice.getMessage().contains("PatchMode.backward"), twice.getMessage());
+                loss.backward();
+                IllegalStateException closing = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+                    mode::close);
+                assertTrue(closing.getMessage().contains("mode.backward(loss)"), closing.getMessage());
+                assertTrue(!model.inPatchMode(), "the mode was left although close() threw");
             }
         }
     }
@@ -162,17 +224,24 @@ class UniformMaskGradientTest {
         model.setMasks(masks);
         try (PatchableModel.MaskTraining training = model.trainMaskMode();
              PointerScope step = new PointerScope();
-             PatchableModel.PatchMode mode = uniform ? model.patchModeAtUniformMasks(patch, alpha) : model.patchMode(patch)) {
-            long termsBefore = model.uniformMaskTermCount();
+             PatchableModel.PatchMode mode = !uniform ? model.patchMode(patch)
+                 : alpha == 0 ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, alpha)) {
+            long termsBefore = model.uniformMaskTermCount(), sharedBefore = model.sharedHeadInputCount();
             Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
             if (logits.dim() == 3) logits = logits.select(1, -1);   // OutputSlice.ALL: the answer is read at the last position
-            TensorOps.batchAvgAnswerDiff(logits, batch).neg().backward();
+            mode.backward(TensorOps.batchAvgAnswerDiff(logits, batch).neg());
             boolean allAlpha = true;
             for (float v : masks.flat()) allAlpha &= v == (float) alpha;
             long terms = model.uniformMaskTermCount() - termsBefore;
-            // the shortcut ran exactly where it may: uniform masks asked for and present
-            if (uniform && allAlpha) assertTrue(terms > 0, "the uniform-mask pass did not take the shortcut");
+            long shared = model.sharedHeadInputCount() - sharedBefore;
+            // the shortcuts ran exactly where they may: uniform masks asked for and present
+            if (uniform && allAlpha && alpha != 0) assertTrue(terms > 0, "the uniform-mask pass did not take the shortcut");
             else assertTrue(terms == 0, "the shortcut ran on a pass that may not take it");
+            boolean sharedExpected = uniform && allAlpha && !(model.model() instanceof org.autocircuit.model.MicroModel)
+                && model.graph().seqLen().isEmpty() && model.model().supportsHeadInputGradients()
+                && model.graph().destModules().stream().anyMatch(d -> d.moduleName().endsWith("hook_q_input"));
+            if (sharedExpected) assertTrue(shared > 0, "the Q/K/V heads did not share their input");
+            else assertTrue(shared == 0, "the Q/K/V heads shared their input on a pass that may not");
             return model.maskGradients().flat();
         }
     }
