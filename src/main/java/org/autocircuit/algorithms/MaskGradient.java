@@ -235,11 +235,14 @@ public final class MaskGradient {
      * destinations in pass order every source then reproduces its patch value. That needs resample ablation (patch
      * values from this batch's own run of the other side, computed here), the same padding on both sides (the pass
      * runs with the clean side's attention mask), and masks applied as set (no mask function, dropout or per-example
-     * masks). Integrated gradients' last point is such a pass.
+     * masks). Integrated gradients' last point is such a pass. Not in a model with norm scales frozen at the unpatched
+     * run (Gemma-2's post-norms): there the all-1 pass norms every head with the clean run's scale, the patch values
+     * with the patch run's own, so the heads' {@code patch − curr} is not 0.
      */
     static boolean allOnesPassIsThePatchRun(PatchableModel model, PromptPairBatch batch, Options options) {
         if (options.ablationType() != AblationType.RESAMPLE || !model.graph().factorized()
-                || !(model.model() instanceof org.autocircuit.model.HookedTransformer) || !model.appliesMasksAsSet()) {
+                || !(model.model() instanceof org.autocircuit.model.HookedTransformer) || !model.appliesMasksAsSet()
+                || !model.model().normScaleHooks().isEmpty()) {
             return false;
         }
         try (PointerScope scope = new PointerScope()) {

@@ -19,6 +19,7 @@ import org.autocircuit.testing.FamilyFixtures;
 import org.autocircuit.testing.Fixtures;
 import org.autocircuit.util.Progress;
 import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -82,6 +83,27 @@ class IgAllOnesShortcutTest {
     @MethodSource("allCases")
     void scoresEqualRunsThatComputeThePointOnEveryLayout(Layout layout, String kernels) {
         check(layout, 2);
+    }
+
+    /**
+     * Gemma-2: the pass at mask 1 norms every head with the clean run's frozen scale, while the patch values carry the
+     * patch run's own, so it is not the patch run and its point must run; the scores equal runs that compute it.
+     */
+    @Test
+    void gemma2PointAtMaskOneRuns() throws Exception {
+        java.nio.file.Path dir = Fixtures.resource("families/gemma2/model");
+        List<PromptPairBatch> batches = org.autocircuit.tasks.Datasets.load(Fixtures.resource("datasets/ioi-32.json"),
+            Fixtures.ioiOptions(), org.autocircuit.tasks.Tokenizers.forModel(dir)).train().batches().subList(0, 1);
+        try (PatchableModel model = PatchableModel.of(org.autocircuit.model.HookedTransformer.fromPretrained(dir), true,
+                OutputSlice.LAST_SEQ, null, true, Fixtures.kernels("native"))) {
+            MaskGradient.Options options = new MaskGradient.Options(MaskGradient.GradFunction.LOGIT,
+                MaskGradient.AnswerFunction.AVG_DIFF, null, 1, AblationType.RESAMPLE, Ablations.CleanCorrupt.CORRUPT);
+            float[] computed = MaskGradient.scoresOf(model, batches, batches, options, Progress.NONE, true, false).flat();
+            long before = MaskGradient.allOnesPointsSkipped;
+            float[] allowed = MaskGradient.scoresOf(model, batches, batches, options, Progress.NONE, true, true).flat();
+            assertEquals(0, MaskGradient.allOnesPointsSkipped - before, "gemma2: point at mask 1 skipped");
+            assertClose(computed, allowed, 0, 0, "gemma2 IG-1 scores");
+        }
     }
 
     private static void check(Layout layout, int samples) {
