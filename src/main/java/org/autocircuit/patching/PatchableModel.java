@@ -943,9 +943,9 @@ public final class PatchableModel implements AutoCloseable {
         }
 
         /**
-         * Whether this pass gives a Q/K/V destination one input for all its heads under autograd
-         * ({@link #sharedHeadInputsUsable(double)} holds for the mode): a shared pass with every mask at one value, a
-         * destination with one mask row per head, from the shared residual.
+         * Whether this pass gives a Q/K/V destination one input for all its heads under autograd (the mode allows it:
+         * {@link #sharedHeadInputsSupported()} and every mask at one value): a shared pass, a destination with one
+         * mask row per head, from the shared residual.
          */
         private boolean sharedHeadInputsUsable(DestModule dm, Tensor value) {
             return sharedHeadInputs && shared && org.bytedeco.pytorch.GradMode.is_enabled() && exampleMasks == null
@@ -1264,7 +1264,7 @@ public final class PatchableModel implements AutoCloseable {
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
-        sharedHeadInputs = sharedHeadInputsUsable(0.0);
+        sharedHeadInputs = appliesMasksAsSet() && sharedHeadInputsSupported() && masksAllEqual(0.0);
         return mode;
     }
 
@@ -1278,33 +1278,29 @@ public final class PatchableModel implements AutoCloseable {
      * exactly 0 in value and carries exactly that gradient to every source it sums. Mask gradients are unchanged up to
      * float rounding. Falls back to {@link #patchMode(Tensor)} when a mask differs from {@code alpha} or the applied
      * masks are not the masks themselves (a mask function, mask dropout, per-example masks). The caller must keep
-     * every mask at {@code alpha} while the scope is open. Where {@link #sharedHeadInputsUsable(double)} holds, the Q,
+     * every mask at {@code alpha} while the scope is open. Where {@link #sharedHeadInputsSupported()} holds, the Q,
      * K and V heads of a block also read one shared input (one norm and one product each, as in the plain model), and
      * the mask gradients of those destinations come from {@link PatchMode#backward}, which such passes need instead of
      * a plain {@code loss.backward()}.
      */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
         ensureOpen();
-        boolean usable = maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0
-            && Double.isFinite(alpha) && masksAllEqual(alpha);
-        if (!usable) return patchMode(patchSrcOuts);
+        if (!appliesMasksAsSet() || !Double.isFinite(alpha) || !masksAllEqual(alpha)) return patchMode(patchSrcOuts);
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
         currGradients = false;
         uniformMask = alpha;
-        sharedHeadInputs = sharedHeadInputsUsable(alpha);
+        sharedHeadInputs = sharedHeadInputsSupported();   // the masks were checked to be applied as set, all alpha
         return mode;
     }
 
     /**
-     * Whether the Q, K and V heads of a block may read one shared input in a pass under autograd where every mask holds
-     * {@code alpha}: the applied masks are the masks themselves, every one equals {@code alpha} (so every head's input
-     * is {@code x + alpha · Σ (patch − curr)} over the same sources), one mask row per head (no per-position rows), and
-     * the model gives per-head input gradients of float32 projections ({@link HookedModel#headInputGradients}).
+     * Whether the Q, K and V heads of a block may read one shared input in a pass under autograd once every mask is
+     * known to hold one value and to be applied as set (so every head's input is {@code x + a · Σ (patch − curr)} over
+     * the same sources): one mask row per head (no per-position rows), and a model that gives per-head input gradients
+     * of float32 projections ({@link HookedModel#headInputGradients}).
      */
-    private boolean sharedHeadInputsUsable(double alpha) {
-        return maskFn == MaskFn.NONE && !(training && dropoutP > 0) && maskBatchSize == 0 && graph.seqLen().isEmpty()
-            && model.supportsHeadInputGradients() && model.dtype() == torch.ScalarType.Float && Double.isFinite(alpha)
-            && masksAllEqual(alpha);
+    private boolean sharedHeadInputsSupported() {
+        return graph.seqLen().isEmpty() && model.supportsHeadInputGradients() && model.dtype() == torch.ScalarType.Float;
     }
 
     /**
