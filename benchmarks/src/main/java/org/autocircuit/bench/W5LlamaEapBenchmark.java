@@ -1,20 +1,12 @@
 package org.autocircuit.bench;
 
-import java.util.concurrent.TimeUnit;
 import org.autocircuit.algorithms.MaskGradient;
 import org.autocircuit.bench.state.LlamaBenchmarkState;
 import org.autocircuit.bench.state.LlamaWorkload;
 import org.autocircuit.graph.PruneScores;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Timeout;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * W5: Edge Attribution Patching (mask-gradient scores at mask 0, logit difference, resample ablation from the corrupt
@@ -32,12 +24,6 @@ import org.openjdk.jmh.annotations.Warmup;
  * benchmarks/run W5 -f 1 -p dtype=bfloat16 -p prompts=4</pre>
  */
 @State(Scope.Benchmark)
-@BenchmarkMode(Mode.SingleShotTime)
-@OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 0)
-@Measurement(iterations = 1)
-@Fork(value = 1, jvmArgs = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
-@Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
 public class W5LlamaEapBenchmark extends LlamaBenchmarkState {
     @Benchmark
     public PruneScores eap() {

@@ -1,7 +1,6 @@
 package org.autocircuit.bench;
 
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.autocircuit.algorithms.RandomScores;
 import org.autocircuit.bench.state.LlamaBenchmarkState;
 import org.autocircuit.bench.state.LlamaWorkload;
@@ -11,15 +10,8 @@ import org.autocircuit.patching.CircuitOutputs;
 import org.autocircuit.patching.PatchType;
 import org.autocircuit.patching.RunCircuits;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Timeout;
-import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * W6: run_circuits on W5's random Llama-3.2-1B-shaped model ({@link LlamaWorkload}), 32 IOI prompts in batches of 4,
@@ -31,12 +23,6 @@ import org.openjdk.jmh.annotations.Warmup;
  * <pre>benchmarks/run W6 -f 1</pre>
  */
 @State(Scope.Benchmark)
-@BenchmarkMode(Mode.SingleShotTime)
-@OutputTimeUnit(TimeUnit.SECONDS)
-@Warmup(iterations = 0)
-@Measurement(iterations = 1)
-@Fork(value = 1, jvmArgs = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
-@Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
 public class W6LlamaRunCircuitsBenchmark extends LlamaBenchmarkState {
     PruneScores scores;
     List<Integer> counts;

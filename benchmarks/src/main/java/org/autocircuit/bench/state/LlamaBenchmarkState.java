@@ -1,13 +1,21 @@
 package org.autocircuit.bench.state;
 
+import java.util.concurrent.TimeUnit;
 import org.autocircuit.graph.GqaLayout;
 import org.autocircuit.model.HookedTransformer;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Timeout;
+import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The JMH state the Llama-shaped workloads (W5, W6) share: their parameters, the {@link LlamaWorkload} built once per
@@ -16,6 +24,13 @@ import org.openjdk.jmh.annotations.TearDown;
  * A benchmark extends it (and is annotated {@code @State(Scope.Benchmark)} itself) and reads {@link #workload}.
  */
 @State(Scope.Benchmark)
+// one timed shot per layout: a run takes minutes (JMH takes these from the superclass of every W5/W6 benchmark)
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 0)
+@Measurement(iterations = 1)
+@Fork(value = 1, jvmArgs = {"-Xmx2g", "-Dorg.bytedeco.javacpp.maxPhysicalBytes=0", "-Dorg.bytedeco.javacpp.maxBytes=0"})
+@Timeout(time = 40, timeUnit = TimeUnit.MINUTES)
 public abstract class LlamaBenchmarkState {
     @Param({"ungrouped", "grouped"})
     public String layout;
