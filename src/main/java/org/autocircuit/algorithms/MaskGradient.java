@@ -241,7 +241,7 @@ public final class MaskGradient {
      */
     static boolean allOnesPassIsThePatchRun(PatchableModel model, PromptPairBatch batch, Options options) {
         if (options.ablationType() != AblationType.RESAMPLE || !model.graph().factorized()
-                || !(model.model() instanceof org.autocircuit.model.HookedTransformer) || !model.appliesMasksAsSet()
+                || !model.model().residualIsSumOfSources() || !model.appliesMasksAsSet()
                 || !model.model().normScaleHooks().isEmpty()) {
             return false;
         }

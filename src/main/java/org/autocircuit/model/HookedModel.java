@@ -101,6 +101,16 @@ public interface HookedModel extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Whether every destination's input is the sum of the outputs of the sources before it plus terms that no prompt
+     * changes (biases), so that a patched pass with every edge ablated under resample ablation reproduces the run that
+     * gave the patch values (integrated gradients skip that pass where this holds; norm scales frozen at the
+     * unpatched run, {@link #normScaleHooks()}, are checked separately).
+     */
+    default boolean residualIsSumOfSources() {
+        return false;
+    }
+
     /** Number of blocks whose {@code hook_resid_pre} a pass can record (0 when {@link #supportsBlockPasses()} is false). */
     default int nLayers() {
         return 0;

@@ -458,6 +458,12 @@ public final class HookedTransformer implements HookedModel {
         return true;
     }
 
+    /** The residual stream is the embedding plus every block's head and MLP outputs (and the attention biases). */
+    @Override
+    public boolean residualIsSumOfSources() {
+        return true;
+    }
+
     /** {@code blocks.b.ln1_post.hook_scale} of every block with a norm after its attention output (Gemma-2). */
     @Override
     public java.util.List<String> normScaleHooks() {
