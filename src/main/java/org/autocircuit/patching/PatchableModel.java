@@ -82,7 +82,9 @@ public final class PatchableModel implements AutoCloseable {
     private boolean currGradients = true;   // false: patch differences are constants to autograd (see patchModeAtZeroMasks)
     private double uniformMask = 0.0;       // with currGradients false: the value of every mask (patchModeAtUniformMasks)
     private boolean sharedHeadInputs;       // every mask verified uniform: Q/K/V heads may share one input (see below)
+    private boolean rowInputsFromSums;      // every mask verified uniform: one-row destinations read a running sum
     private final List<SharedHeads> pendingHeads = new ArrayList<>();   // awaiting PatchMode.backward
+    private final List<RowDestination> pendingRows = new ArrayList<>(); // awaiting PatchMode.backward
     private MaskFn maskFn = MaskFn.NONE;
     private double dropoutP = 0.0;
     private boolean training = false;
@@ -92,6 +94,7 @@ public final class PatchableModel implements AutoCloseable {
     private long compactHeadInputCount;     // Q/K/V groups patched in compact form, for tests
     private long uniformMaskTermCount;      // destinations given the uniform-mask gradient term, for tests
     private long sharedHeadInputCount;      // Q/K/V destinations given one shared input under autograd, for tests
+    private long rowSumInputCount;          // destination inputs formed from the running difference sum, for tests
     private boolean outputsOnly;            // residual-only passes may trim the last block (see outputsOnly())
     private NormScales frozenScales;        // given by PatchMode.freezeNormScales, or null
     private volatile boolean closed;
@@ -265,9 +268,9 @@ public final class PatchableModel implements AutoCloseable {
             return run(input, attentionMask, cache, HookPoints.NONE, residualOnly, residPre, residualOnly && trimLastBlock(false));
         }
         checkPatchBatch(batch);
-        if (!pendingHeads.isEmpty()) {
-            throw new IllegalStateException("a patched pass is waiting for PatchMode.backward (its Q/K/V heads shared "
-                + "their inputs, and their mask gradients come from that call); run it before the next pass");
+        if (!pendingHeads.isEmpty() || !pendingRows.isEmpty()) {
+            throw new IllegalStateException("a patched pass is waiting for PatchMode.backward (some of its destinations' "
+                + "mask gradients come from that call); run it before the next pass");
         }
         // A pass from the first block produces every source before any destination reads it. Where it may
         // (sharedBufferUsable) it writes them straight into the current-output buffer and destinations read views of
@@ -643,6 +646,14 @@ public final class PatchableModel implements AutoCloseable {
         return sharedHeadInputCount;
     }
 
+    /**
+     * How many destination inputs patched passes under autograd have formed from the running sum of the differences
+     * instead of the kernels (tests; see {@link #patchModeAtUniformMasks}).
+     */
+    long rowSumInputCount() {
+        return rowSumInputCount;
+    }
+
     /** How many Q/K/V destination groups patched passes have given their inputs in compact form (tests). */
     long compactHeadInputCount() {
         return compactHeadInputCount;
@@ -711,6 +722,8 @@ public final class PatchableModel implements AutoCloseable {
         private final Map<String, SharedHeads> awaitingProjection = new HashMap<>();  // shared inputs handed out
         private final boolean shared;                                 // sources written into `earlier`, read as views
         private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
+        private Tensor deltaPrefix;        // rowInputsFromSums: Σ (patch − curr) over sources [0, deltaPrefixRows)
+        private long deltaPrefixRows;
         // patchModeAtUniformMasks with grad: per source module, its output summed over its rows, in the autograd graph
         private final Tensor[] moduleSums;
         private final Tensor[] moduleRows;
@@ -912,12 +925,65 @@ public final class PatchableModel implements AutoCloseable {
                 input = input.add(uniformMaskTerm(dm.inSrcStart(), dm.nIn()));
                 uniformMaskTermCount++;
             }
+            if (rowFromSum(dm, applied, lastPositions)) return new Tensor[] {rowInputFromSum(dm, input, applied[0])};
             RunningDeltaSum sum = null;
             if (shared && dm.inSrcStart() == 0 && !lastPositions) {
                 if (running == null) running = RunningDeltaSum.startingAt(input);
                 sum = running;
             }
             return kernels.edgePatch(input, applied, patchIn, curr, layout, sum);
+        }
+
+        /**
+         * Whether {@code dm}'s input is formed from the running difference sum ({@link #rowInputFromSum}): a pass of
+         * {@link #patchModeAtZeroMasks} or {@link #patchModeAtUniformMasks} with every mask verified to hold the
+         * mode's value, applied as set, under autograd, float32; one mask row (an MLP or final-residual destination, or
+         * the shared input of a block's Q/K/V heads) reading a prefix of the sources at least as long as the last one.
+         */
+        private boolean rowFromSum(DestModule dm, Tensor[] applied, boolean lastPositions) {
+            return rowInputsFromSums && shared && !lastPositions && exampleMasks == null && applied.length == 1
+                && applied[0].dim() == 1 && dm.inSrcStart() == 0 && dm.nIn() >= deltaPrefixRows
+                && org.bytedeco.pytorch.GradMode.is_enabled();
+        }
+
+        /**
+         * Every mask holds the mode's value a, so the patched input {@code x + Σ_i a · (patch_i − curr_i)} over
+         * sources {@code [0, n)} is {@code x + a · D_n} with {@code D_n} the running sum of the differences, which each
+         * pass extends as its destinations read longer prefixes: every source's difference is read once per pass
+         * instead of once per destination. The differences are constants to autograd in these modes (the current
+         * outputs' gradient comes from {@link #uniformMaskTerm}, already in {@code input}), so the mask's gradient
+         * {@code Σ g · (patch_i − curr_i)} needs only the gradient g at the result: it is retained and the products
+         * come after the backward pass, one matrix product for all such destinations ({@link PatchMode#backward}).
+         */
+        private Tensor rowInputFromSum(DestModule dm, Tensor input, Tensor mask) {
+            Tensor out;
+            if (uniformMask == 0.0) {
+                out = input.clone();                       // a node of its own, whose gradient is this input's alone
+            } else {
+                long n = dm.nIn();
+                try (NoGradGuard g = new NoGradGuard()) {
+                    if (deltaPrefix == null) {
+                        deltaPrefix = torch.zeros_like(input.detach());
+                    }
+                    if (n > deltaPrefixRows) {
+                        long k = n - deltaPrefixRows;
+                        deltaPrefix.add_(patch.narrow(0, deltaPrefixRows, k).sum(0)).sub_(earlier.narrow(0, deltaPrefixRows, k).sum(0));
+                        deltaPrefixRows = n;
+                    }
+                }
+                out = input.add(deltaPrefix, new Scalar(uniformMask));
+            }
+            if (mask.requires_grad()) {
+                // where nothing before needs a gradient (the first block at mask 0), a leaf, whose gradient autograd keeps
+                if (out.requires_grad()) {
+                    out.retain_grad();
+                } else {
+                    out = out.detach().requires_grad_(true);
+                }
+                pendingRows.add(new RowDestination(dm, out));
+            }
+            rowSumInputCount++;
+            return out;
         }
 
         @Override
@@ -980,6 +1046,7 @@ public final class PatchableModel implements AutoCloseable {
         void checkProjectionsSeen() {
             if (!awaitingProjection.isEmpty()) {
                 pendingHeads.clear();
+                pendingRows.clear();
                 throw new IllegalStateException("the model never projected the shared inputs of "
                     + awaitingProjection.keySet() + "; their mask gradients cannot be computed");
             }
@@ -1241,11 +1308,12 @@ public final class PatchableModel implements AutoCloseable {
                 + " must have the shape of patchSrcOuts " + java.util.Arrays.toString(s));
         }
         PatchMode mode = new PatchMode(this.patchSrcOuts, this.currSrcOuts, this.currGradients, this.uniformMask,
-            this.sharedHeadInputs, this.frozenScales);
+            this.sharedHeadInputs, this.rowInputsFromSums, this.frozenScales);
         this.frozenScales = null;
         this.currGradients = true;
         this.uniformMask = 0.0;
         this.sharedHeadInputs = false;
+        this.rowInputsFromSums = false;
         this.patchSrcOuts = patchSrcOuts;
         this.currSrcOuts = currSrcOuts != null ? currSrcOuts : torch.zeros_like(patchSrcOuts);
         return mode;
@@ -1258,13 +1326,17 @@ public final class PatchableModel implements AutoCloseable {
      * masks are unchanged. The caller must keep every mask at 0 while the scope is open. Under a mask function
      * other than {@link MaskFn#NONE} the applied masks are not 0, and this is plain {@link #patchMode(Tensor)}. Where
      * every mask is verified 0 the Q/K/V heads of a block share one input under autograd (see
-     * {@link #patchModeAtUniformMasks}): run the backward pass through {@link PatchMode#backward}.
+     * {@link #patchModeAtUniformMasks}), and in a float32 model the one-row destinations (MLP inputs, the final
+     * residual) read their input as it is and get their mask gradients after the backward pass: run the backward pass
+     * through {@link PatchMode#backward}.
      */
     public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts) {
         PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
-        sharedHeadInputs = appliesMasksAsSet() && sharedHeadInputsSupported() && masksAllEqual(0.0);
+        boolean allZero = appliesMasksAsSet() && masksAllEqual(0.0);
+        sharedHeadInputs = allZero && sharedHeadInputsSupported();
+        rowInputsFromSums = allZero && model.dtype() == torch.ScalarType.Float;
         return mode;
     }
 
@@ -1281,7 +1353,10 @@ public final class PatchableModel implements AutoCloseable {
      * every mask at {@code alpha} while the scope is open. Where {@link #sharedHeadInputsSupported()} holds, the Q,
      * K and V heads of a block also read one shared input (one norm and one product each, as in the plain model), and
      * the mask gradients of those destinations come from {@link PatchMode#backward}, which such passes need instead of
-     * a plain {@code loss.backward()}.
+     * a plain {@code loss.backward()}. In a float32 model the one-row destinations (MLP inputs, the final residual, and
+     * the shared Q/K/V input) read {@code x + alpha · D} with D the running sum of {@code patch − curr} over the
+     * sources read so far (each source's difference read once per pass, not once per destination), and their mask
+     * gradients also come from {@link PatchMode#backward}: one product of their input gradients with the differences.
      */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
         ensureOpen();
@@ -1290,6 +1365,7 @@ public final class PatchableModel implements AutoCloseable {
         currGradients = false;
         uniformMask = alpha;
         sharedHeadInputs = sharedHeadInputsSupported();   // the masks were checked to be applied as set, all alpha
+        rowInputsFromSums = model.dtype() == torch.ScalarType.Float;
         return mode;
     }
 
@@ -1318,19 +1394,23 @@ public final class PatchableModel implements AutoCloseable {
         }
     }
 
+    /** A one-row destination whose input came from the running difference sum; {@code input} retains its gradient. */
+    private record RowDestination(DestModule dm, Tensor input) { }
+
     /**
      * The mask gradients of the destinations in {@link #pendingHeads}, after the backward pass: with g_h the gradient at
      * head h's input ({@link HookedModel#headInputGradients}), {@code ∂L/∂m[h, i] = Σ_tokens g_h · (patch_i − curr_i)},
      * what the edge-patching kernels' backward computes for a destination whose heads each have their own input. One
      * matrix product per group of destinations reading the same input (a block's Q, K and V).
      */
-    private void finishSharedHeadGradients() {
-        if (pendingHeads.isEmpty()) return;
+    private void finishDeferredGradients() {
+        if (pendingHeads.isEmpty() && pendingRows.isEmpty()) return;
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             // one difference for the pass, freed when done (a buffer kept across passes would add its size to the
             // memory of every later forward pass)
             Tensor delta = patchSrcOuts.sub(currSrcOuts);                              // [nSrc, batch, seq, dModel]
             long tokenElems = delta.numel() / delta.size(0);
+            finishRowGradients(delta, tokenElems);
             int i = 0;
             while (i < pendingHeads.size()) {
                 SharedHeads first = pendingHeads.get(i);
@@ -1369,6 +1449,39 @@ public final class PatchableModel implements AutoCloseable {
             }
         } finally {
             pendingHeads.clear();
+            pendingRows.clear();
+        }
+    }
+
+    /**
+     * The mask gradients of the destinations in {@link #pendingRows}: {@code ∂L/∂m[i] = Σ g · (patch_i − curr_i)} with
+     * g the gradient at the destination's input, what the kernels' backward computes per destination, here as one
+     * product of every such gradient with the differences of the longest prefix read.
+     */
+    private void finishRowGradients(Tensor delta, long tokenElems) {
+        List<RowDestination> rows = new ArrayList<>();
+        List<Tensor> grads = new ArrayList<>();
+        long longest = 0;
+        for (RowDestination r : pendingRows) {
+            Tensor grad = r.input().grad();
+            if (!grad.defined()) continue;            // no gradient reached this input: nothing to add
+            rows.add(r);
+            grads.add(grad.reshape(1, tokenElems));
+            longest = Math.max(longest, r.dm().nIn());
+        }
+        if (rows.isEmpty()) return;
+        Tensor g = grads.size() == 1 ? grads.get(0) : torch.cat(new TensorVector(grads.toArray(new Tensor[0])), 0);
+        Tensor scores = g.mm(delta.narrow(0, 0, longest).reshape(longest, tokenElems).t());   // [rows, longest]
+        for (int i = 0; i < rows.size(); i++) {
+            DestModule dm = rows.get(i).dm();
+            Tensor mask = masks.get(dm.moduleName());
+            Tensor part = scores.select(0, i).narrow(0, 0, dm.nIn()).reshape(mask.shape());
+            Tensor grad = mask.mutable_grad();
+            if (grad.defined()) {
+                grad.add_(part);
+            } else {
+                grad.put(part.clone());
+            }
         }
     }
 
@@ -1413,16 +1526,18 @@ public final class PatchableModel implements AutoCloseable {
         private final boolean prevCurrGradients;
         private final double prevUniformMask;
         private final boolean prevSharedHeadInputs;
+        private final boolean prevRowInputsFromSums;
         private final NormScales prevFrozen;
         private boolean closed;
 
         private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask,
-                          boolean prevSharedHeadInputs, NormScales prevFrozen) {
+                          boolean prevSharedHeadInputs, boolean prevRowInputsFromSums, NormScales prevFrozen) {
             this.prevPatch = prevPatch;
             this.prevCurr = prevCurr;
             this.prevCurrGradients = prevCurrGradients;
             this.prevUniformMask = prevUniformMask;
             this.prevSharedHeadInputs = prevSharedHeadInputs;
+            this.prevRowInputsFromSums = prevRowInputsFromSums;
             this.prevFrozen = prevFrozen;
         }
 
@@ -1454,7 +1569,7 @@ public final class PatchableModel implements AutoCloseable {
         public void backward(Tensor loss) {
             if (closed) throw new IllegalStateException("PatchMode.backward after the mode was closed");
             loss.backward();
-            finishSharedHeadGradients();
+            finishDeferredGradients();
         }
 
         @Override
@@ -1464,17 +1579,21 @@ public final class PatchableModel implements AutoCloseable {
             boolean missed = false;
             try (PointerScope s = new PointerScope()) {
                 for (SharedHeads h : pendingHeads) missed |= h.projection != null && h.projection.grad().defined();
+                for (RowDestination r : pendingRows) missed |= r.input().grad().defined();
             }
             pendingHeads.clear();
+            pendingRows.clear();
             patchSrcOuts = prevPatch;
             currSrcOuts = prevCurr;
             currGradients = prevCurrGradients;
             uniformMask = prevUniformMask;
             frozenScales = prevFrozen;
             sharedHeadInputs = prevSharedHeadInputs;
+            rowInputsFromSums = prevRowInputsFromSums;
             if (missed) {
                 throw new IllegalStateException("a backward pass ran outside PatchMode.backward: the mask gradients of "
-                    + "the Q/K/V destinations whose heads shared one input were not computed; call mode.backward(loss)");
+                    + "the destinations whose inputs were shared or formed from sums were not computed; call "
+                    + "mode.backward(loss)");
             }
         }
     }

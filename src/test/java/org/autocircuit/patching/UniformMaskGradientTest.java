@@ -227,6 +227,7 @@ class UniformMaskGradientTest {
              PatchableModel.PatchMode mode = !uniform ? model.patchMode(patch)
                  : alpha == 0 ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, alpha)) {
             long termsBefore = model.uniformMaskTermCount(), sharedBefore = model.sharedHeadInputCount();
+            long rowsBefore = model.rowSumInputCount();
             Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
             if (logits.dim() == 3) logits = logits.select(1, -1);   // OutputSlice.ALL: the answer is read at the last position
             mode.backward(TensorOps.batchAvgAnswerDiff(logits, batch).neg());
@@ -242,6 +243,14 @@ class UniformMaskGradientTest {
                 && model.graph().destModules().stream().anyMatch(d -> d.moduleName().endsWith("hook_q_input"));
             if (sharedExpected) assertTrue(shared > 0, "the Q/K/V heads did not share their input");
             else assertTrue(shared == 0, "the Q/K/V heads shared their input on a pass that may not");
+            // one-row destinations (MLP inputs, the final residual) read the running difference sum exactly when every
+            // mask was verified to hold the mode's value, in a float32 model
+            long rows = model.rowSumInputCount() - rowsBefore;
+            boolean float32 = model.model().dtype() == org.bytedeco.pytorch.global.torch.ScalarType.Float;
+            if (!(uniform && allAlpha && float32)) assertTrue(rows == 0, "the running-sum inputs ran on a pass that may not");
+            else if (model.graph().factorized() && model.graph().seqLen().isEmpty()) {
+                assertTrue(rows > 0, "the one-row destinations did not read the running difference sum");
+            }
             return model.maskGradients().flat();
         }
     }
