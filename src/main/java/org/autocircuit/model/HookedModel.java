@@ -83,12 +83,13 @@ public interface HookedModel extends AutoCloseable {
      *
      * @param hookNames       {@code blocks.b.hook_q_input}, {@code hook_k_input} or {@code hook_v_input}, one block
      * @param sharedInput     the input every head read, {@code [batch, seq, dModel]}
+     * @param projections     each projection's output in the forward pass, {@code [batch, seq, nHeads, dHead]}
      * @param projectionGrads the gradient at each projection's output, {@code [batch, seq, nHeads, dHead]}
      * @return {@code [Σ nHeads, batch·seq, dModel]}, the heads of each hook in turn
      * @throws UnsupportedOperationException where {@link #supportsHeadInputGradients()} is false
      */
     default Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
-                                      java.util.List<Tensor> projectionGrads) {
+                                      java.util.List<Tensor> projections, java.util.List<Tensor> projectionGrads) {
         throw new UnsupportedOperationException(getClass().getSimpleName() + " has no per-head input gradients");
     }
 

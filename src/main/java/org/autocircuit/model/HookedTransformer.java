@@ -819,18 +819,19 @@ public final class HookedTransformer implements HookedModel {
      */
     @Override
     public Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
-                                     java.util.List<Tensor> projectionGrads) {
+                                     java.util.List<Tensor> projections, java.util.List<Tensor> projectionGrads) {
         ensureOpen();
         if (!supportsHeadInputGradients()) {
             throw new UnsupportedOperationException("per-head input gradients of a grouped-query-attention model");
         }
-        if (hookNames.isEmpty() || hookNames.size() != projectionGrads.size()) {
-            throw new IllegalArgumentException("headInputGradients: " + hookNames.size() + " hooks and "
-                + projectionGrads.size() + " gradients");
+        if (hookNames.isEmpty() || hookNames.size() != projectionGrads.size() || hookNames.size() != projections.size()) {
+            throw new IllegalArgumentException("headInputGradients: " + hookNames.size() + " hooks, "
+                + projections.size() + " projections and " + projectionGrads.size() + " gradients");
         }
         int block = -1;
         Tensor[] weights = new Tensor[hookNames.size()];
         Tensor[] grads = new Tensor[hookNames.size()];
+        Tensor[] offsets = new Tensor[hookNames.size()];   // per head: (γ ⊙ x̂)·W_h = projection − offset
         long tokens = sharedInput.numel() / cfg.dModel();
         for (int i = 0; i < weights.length; i++) {
             String name = hookNames.get(i);
@@ -847,8 +848,23 @@ public final class HookedTransformer implements HookedModel {
                 case "hook_v_input" -> blocks[b].wV();
                 default -> throw new IllegalArgumentException("headInputGradients: not a Q, K or V input hook: " + name);
             };
+            Tensor bias = switch (parts[2]) {
+                case "hook_q_input" -> blocks[b].bQ();
+                case "hook_k_input" -> blocks[b].bK();
+                default -> blocks[b].bV();
+            };
             Tensor g = projectionGrads.get(i);                                        // [batch, seq, nHeads, dHead]
             grads[i] = g.permute(2, 0, 1, 3).reshape(g.size(2), tokens, cfg.dHead());   // [nHeads, tokens, dHead]
+            // the projection is norm(x)·W_h + b_h with norm(x) = γ ⊙ x̂ + β, so (γ ⊙ x̂)·W_h = projection − b_h − β·W_h
+            Tensor lnB = blocks[b].ln1B();
+            Tensor offset = bias;                                                     // [nHeads, dHead] or null
+            if (lnB != null) {
+                Tensor betaW = torch.matmul(lnB, weights[i]);                         // [nHeads, dHead]
+                offset = offset == null ? betaW : offset.add(betaW);
+            }
+            Tensor pr = projections.get(i);
+            pr = pr.permute(2, 0, 1, 3).reshape(pr.size(2), tokens, cfg.dHead());
+            offsets[i] = offset == null ? pr : pr.sub(offset.unsqueeze(1));           // [nHeads, tokens, dHead]
         }
         Block w = blocks[block];
         long[] last = {-1};
@@ -864,15 +880,18 @@ public final class HookedTransformer implements HookedModel {
             inverse = rmsScale(y).reciprocal();
             normed = y.mul(inverse);
         }
+        // The norm's backward of u = (dP_h·W_hᵀ) ⊙ γ at x is (u − mean(u) − x̂ · ⟨u, x̂⟩/D) / σ (RMSNorm: no mean term).
+        // Both terms come without a pass over [R, tokens, dModel]: mean(u) is dP_h · mean_k(γ_k W_h[k]), so centring
+        // the gain-scaled weights over dModel gives u − mean(u) from the product itself; and ⟨u, x̂⟩ = dP_h ·
+        // ((γ ⊙ x̂)·W_h), where (γ ⊙ x̂)·W_h is the forward's own projection less its offsets (above). What remains is
+        // one product and one update of its result.
         Tensor dp = (grads.length == 1 ? grads[0] : torch.cat(new TensorVector(grads), 0)).mul(inverse);   // [R, tokens, dHead]
         Tensor wAll = (weights.length == 1 ? weights[0] : torch.cat(new TensorVector(weights), 0))
             .mul(w.ln1W().unsqueeze(-1));                                             // [R, dModel, dHead], gain folded in
-        Tensor v = torch.bmm(dp, wAll.transpose(1, 2));                               // [R, tokens, dModel]: v / σ
-        long rows = v.size(0);
-        // Both means by reductions, not by a batched product per token: libtorch runs such a product as matrix
-        // products inside its own thread pool, and OpenBLAS called from two threads at once stalled for seconds.
-        Tensor vx = v.mul(normed).mean(last, true, none);                              // [R, tokens, 1]
-        if (centre) v.sub_(v.mean(last, true, none));
+        if (centre) wAll = wAll.sub(wAll.mean(new long[] {1}, true, none));
+        Tensor v = torch.bmm(dp, wAll.transpose(1, 2));                               // [R, tokens, dModel]: (u − mean u) / σ
+        Tensor projected = offsets.length == 1 ? offsets[0] : torch.cat(new TensorVector(offsets), 0);   // [R, tokens, dHead]
+        Tensor vx = dp.mul(projected).sum(last, true, none).div(new Scalar((double) cfg.dModel()));   // ⟨u, x̂⟩ / (σ D)
         v.addcmul_(normed, vx, new Scalar(-1));
         return v;
     }

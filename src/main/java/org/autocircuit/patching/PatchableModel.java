@@ -1418,6 +1418,7 @@ public final class PatchableModel implements AutoCloseable {
                 List<SharedHeads> group = new ArrayList<>();
                 List<String> names = new ArrayList<>();
                 List<Tensor> grads = new ArrayList<>();
+                List<Tensor> projections = new ArrayList<>();
                 while (j < pendingHeads.size() && pendingHeads.get(j).input == first.input) {
                     SharedHeads h = pendingHeads.get(j++);
                     Tensor pg = h.projection.grad();
@@ -1425,9 +1426,10 @@ public final class PatchableModel implements AutoCloseable {
                     group.add(h);
                     names.add(h.dm.moduleName());
                     grads.add(pg);
+                    projections.add(h.projection.detach());
                 }
                 if (!group.isEmpty()) {
-                    Tensor all = model.headInputGradients(names, first.input, grads);   // [rows, tokens, dModel]
+                    Tensor all = model.headInputGradients(names, first.input, projections, grads);   // [rows, tokens, dModel]
                     long rows = all.size(0);
                     Tensor d = delta.narrow(0, first.dm.inSrcStart(), first.dm.nIn()).reshape(first.dm.nIn(), tokenElems);
                     Tensor scores = all.reshape(rows, tokenElems).mm(d.t());           // [rows, nIn]
