@@ -195,6 +195,8 @@ public final class MaskGradient {
                                 cache.tail(Inputs.padding(batch, options.cleanCorrupt())), AblationType.RESAMPLE);
                         boolean skipOnes = skipAllOnes && options.maskVal() == null
                             && allOnesPassIsThePatchRun(model, batch, options);
+                        // one current-output buffer for the batch's points (each pass writes every row before reading it)
+                        Tensor currBuffer = torch.empty_like(patch);
                         for (int sample = 0; sample < points; sample++) {
                             double maskValue = options.maskVal() != null
                                 ? options.maskVal() : (double) sample / options.integratedGradSamples();
@@ -212,7 +214,8 @@ public final class MaskGradient {
                             // per-source product (PatchableModel.patchModeAtUniformMasks).
                             try (PointerScope step = new PointerScope();
                                  PatchableModel.PatchMode mode = maskValue == 0.0
-                                     ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, maskValue)) {
+                                     ? model.patchModeAtZeroMasks(patch, currBuffer)
+                                     : model.patchModeAtUniformMasks(patch, maskValue, currBuffer)) {
                                 Tensor logits = model.forward(input, padding);
                                 Tensor loss = options.answerFunction().loss(options.gradFunction().apply(logits), batch);
                                 mode.backward(loss);   // also the Q/K/V mask gradients of heads that shared an input

@@ -1331,7 +1331,17 @@ public final class PatchableModel implements AutoCloseable {
      * through {@link PatchMode#backward}.
      */
     public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts) {
-        PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
+        return patchModeAtZeroMasks(patchSrcOuts, null);
+    }
+
+    /**
+     * {@link #patchModeAtZeroMasks(Tensor)} with {@code currBuffer} ({@code patchSrcOuts}' shape, or null for a new
+     * zeroed one) as the current-output buffer: passes from the first block write every source into it before any
+     * destination reads it, so a caller running many such passes on one batch may hand the same buffer to each mode
+     * instead of zeroing a new one each time.
+     */
+    public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts, Tensor currBuffer) {
+        PatchMode mode = patchMode(patchSrcOuts, currBuffer);
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
         boolean allZero = appliesMasksAsSet() && masksAllEqual(0.0);
@@ -1359,9 +1369,16 @@ public final class PatchableModel implements AutoCloseable {
      * gradients also come from {@link PatchMode#backward}: one product of their input gradients with the differences.
      */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha) {
+        return patchModeAtUniformMasks(patchSrcOuts, alpha, null);
+    }
+
+    /** {@link #patchModeAtUniformMasks(Tensor, double)} with a reusable current-output buffer, as {@link #patchModeAtZeroMasks(Tensor, Tensor)}. */
+    public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha, Tensor currBuffer) {
         ensureOpen();
-        if (!appliesMasksAsSet() || !Double.isFinite(alpha) || !masksAllEqual(alpha)) return patchMode(patchSrcOuts);
-        PatchMode mode = patchMode(patchSrcOuts, (Tensor) null);
+        if (!appliesMasksAsSet() || !Double.isFinite(alpha) || !masksAllEqual(alpha)) {
+            return patchMode(patchSrcOuts, currBuffer);
+        }
+        PatchMode mode = patchMode(patchSrcOuts, currBuffer);
         currGradients = false;
         uniformMask = alpha;
         sharedHeadInputs = sharedHeadInputsSupported();   // the masks were checked to be applied as set, all alpha
