@@ -136,7 +136,8 @@ struct LseArgs {
   const float* h = nullptr;        // [R, K]
   const float* wPacked = nullptr;  // [P, K, kLsePanel]
   const float* bias = nullptr;     // [P * kLsePanel], padded with kLsePad
-  const float* weights = nullptr;  // optional [R, padded], zero past V: per row also sum_v weights[r][v] * logit[v]
+  const float* weights = nullptr;  // optional [W, padded], zero past V: per row also sum_v weights[r % W][v] * logit[v]
+  int64_t weightRows = 0;          // W (divides R)
   int64_t padded = 0;              // P * kLsePanel
 };
 

@@ -612,9 +612,11 @@ void lseRows(const LseArgs& a, int64_t r0, int64_t panelBegin, int64_t panelEnd,
   // 2 x kPanelsPerChunk terms per lane), added up in double at the end.
   float mx[M];
   Vec sums[M];
+  const float* weightRow[M];  // row (r0 + m) mod W of the weights
   for (int m = 0; m < M; ++m) {
     mx[m] = -__builtin_inff();
     sums[m] = Vec{};
+    weightRow[m] = a.weights == nullptr ? nullptr : a.weights + ((r0 + m) % a.weightRows) * a.padded;
   }
   for (int64_t p = panelBegin; p < panelEnd; ++p) {
     const float* w = a.wPacked + p * K * kLsePanel;
@@ -648,7 +650,7 @@ void lseRows(const LseArgs& a, int64_t r0, int64_t panelBegin, int64_t panelEnd,
       for (int v = 1; v < NV; ++v) e += expNonPositive(acc[m][v] - mx[m]);
       sums[m] += e;
       if (a.weights != nullptr) {
-        const float* wr = a.weights + (r0 + m) * a.padded + p * kLsePanel;
+        const float* wr = weightRow[m] + p * kLsePanel;
         for (int v = 0; v < NV; ++v) dots[m] += loadU(wr + v * VW) * acc[m][v];
       }
     }

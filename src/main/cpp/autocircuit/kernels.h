@@ -84,8 +84,9 @@ std::vector<at::Tensor> edge_patch(const at::Tensor& input, const std::vector<at
 /// ACDC's KL divergence against the clean output needs no other function of the whole vocabulary but a dot product
 /// of the logits with the clean probabilities (docs/native.md, "ACDC on the component graph"). h [R, K]; w_packed
 /// [P, K, 16] the unembedding W [K, V] in panels of 16 columns (w_packed[p][k][j] = W[k][16p + j], zero past V);
-/// bias [16P], padded with -1e30 past V; weights optional (undefined) [R, 16P], zero past V. float32, CPU,
-/// contiguous. Returns [R, 2] float64: per row max + log(sum exp(z - max)) and sum_v weights[r][v] * z[v] (0
+/// bias [16P], padded with -1e30 past V; weights optional (undefined) [W, 16P], zero past V, with W dividing R: row r
+/// of h is weighted by row r mod W (several trials' rows against one set of clean probabilities). float32, CPU,
+/// contiguous. Returns [R, 2] float64: per row max + log(sum exp(z - max)) and sum_v weights[r mod W][v] * z[v] (0
 /// without weights), the sums accumulated lane-wise in float32 over chunks of 512 columns and in float64 across
 /// them. A row's values depend on that row of h and weights only (not on R, the other rows or the number of
 /// threads); NaN logits give NaN.

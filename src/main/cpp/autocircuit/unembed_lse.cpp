@@ -40,9 +40,10 @@ at::Tensor unembed_logsumexp(const at::Tensor& h, const at::Tensor& w_packed, co
               "unembed_logsumexp: h, w_packed and bias must be contiguous");
   if (weights.defined()) {
     TORCH_CHECK(weights.device().is_cpu() && weights.scalar_type() == at::kFloat && weights.is_contiguous() &&
-                    weights.dim() == 2 && weights.size(0) == h.size(0) && weights.size(1) == bias.size(0),
-                "unembed_logsumexp: weights must be a contiguous CPU float32 [", h.size(0), ", ", bias.size(0),
-                "], got ", weights.scalar_type(), " ", weights.sizes());
+                    weights.dim() == 2 && weights.size(0) > 0 && h.size(0) % weights.size(0) == 0 &&
+                    weights.size(1) == bias.size(0),
+                "unembed_logsumexp: weights must be a contiguous CPU float32 [W, ", bias.size(0), "] with W dividing the ",
+                h.size(0), " rows of h, got ", weights.scalar_type(), " ", weights.sizes());
   }
 
   const int64_t rows = h.size(0);
@@ -64,6 +65,7 @@ at::Tensor unembed_logsumexp(const at::Tensor& h, const at::Tensor& w_packed, co
   args.wPacked = w_packed.data_ptr<float>();
   args.bias = bias.data_ptr<float>();
   args.weights = weights.defined() ? weights.data_ptr<float>() : nullptr;
+  args.weightRows = weights.defined() ? weights.size(0) : 0;
   args.padded = bias.size(0);
   const cpu::KernelTable& table = cpu::kernelTable();
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {

@@ -56,20 +56,42 @@ final class AcdcKl {
      * those rows, {@code [rows, dModel]} (or {@code [batch, seq, dModel]}) in the clean output's row order.
      */
     double sum(Tensor h) {
+        return sums(h, 1)[0];
+    }
+
+    /**
+     * {@link #sum} of each of {@code trials} trials whose rows are stacked trial-major in {@code h}
+     * ({@code [trials·rows, dModel]} or {@code [trials·batch, seq, dModel]}), in one kernel call: each trial's value
+     * is the one {@link #sum} gives for its rows alone (a row's result depends on that row only), while {@code W_U}
+     * is read once for all of them instead of once per trial.
+     */
+    double[] sums(Tensor h, int trials) {
         Tensor flat = h.reshape(-1, dModel).contiguous();
-        if (flat.shape()[0] != rows) {
-            throw new IllegalArgumentException("a trial has " + rows + " output rows, got h of shape "
+        if (trials < 1 || flat.shape()[0] != (long) rows * trials) {
+            throw new IllegalArgumentException(trials + " trials of " + rows + " output rows each, got h of shape "
                 + java.util.Arrays.toString(h.shape()));
         }
         double[] lseAndDot = doubles(lse.apply(flat, probs));     // per row: logsumexp(z), Σ p·z
-        double total = 0;
-        for (int r = 0; r < rows; r++) total += pLogP[r] - lseAndDot[2 * r + 1] + lseAndDot[2 * r] * pSum[r];
-        return total;
+        double[] out = new double[trials];
+        for (int t = 0; t < trials; t++) {
+            double total = 0;
+            for (int r = 0; r < rows; r++) {
+                int i = t * rows + r;
+                total += pLogP[r] - lseAndDot[2 * i + 1] + lseAndDot[2 * i] * pSum[r];
+            }
+            out[t] = total;
+        }
+        return out;
     }
 
     /** The mean over rows, as the plain path's {@code kl.sum() / rows}, rounded to float32 like its {@code item()}. */
     float mean(Tensor h) {
-        return (float) (sum(h) / rows);
+        return mean(sum(h));
+    }
+
+    /** {@link #mean} of a trial from its {@link #sum}. */
+    float mean(double sum) {
+        return (float) (sum / rows);
     }
 
     private static double[] doubles(Tensor t) {

@@ -74,18 +74,20 @@ public final class UnembedLogSumExp {
     }
 
     /**
-     * Per row of {@code h}: {@code [logsumexp(z), Σ_v weights[r][v]·z[v]]} in float64, {@code [rows, 2]}, with
-     * {@code z = h · W_U + b_U}; {@code weights} from {@link #padColumns} (null: the second column is 0).
+     * Per row r of {@code h}: {@code [logsumexp(z), Σ_v weights[r mod W][v]·z[v]]} in float64, {@code [rows, 2]}, with
+     * {@code z = h · W_U + b_U}; {@code weights} {@code [W, padded]} from {@link #padColumns}, W dividing the rows of
+     * {@code h} (several blocks of rows weighted by the same W rows, as ACDC's trials of one window are), or null
+     * (the second column is 0).
      */
     public Tensor apply(Tensor h, Tensor weights) {
         if (h.dim() != 2 || h.shape()[1] != dModel || !h.is_cpu() || h.scalar_type().intern() != torch.ScalarType.Float) {
             throw new IllegalArgumentException("unembed log-sum-exp: h must be a CPU float32 [rows, " + dModel + "], got "
                 + describe(h));
         }
-        if (weights != null && (weights.dim() != 2 || weights.shape()[0] != h.shape()[0]
+        if (weights != null && (weights.dim() != 2 || weights.shape()[0] == 0 || h.shape()[0] % weights.shape()[0] != 0
                 || weights.shape()[1] != bias.shape()[0])) {
-            throw new IllegalArgumentException("unembed log-sum-exp: weights must be [" + h.shape()[0] + ", "
-                + bias.shape()[0] + "] (padColumns), got " + describe(weights));
+            throw new IllegalArgumentException("unembed log-sum-exp: weights must be [W, " + bias.shape()[0]
+                + "] (padColumns) with W dividing the " + h.shape()[0] + " rows of h, got " + describe(weights));
         }
         try {
             return NativeKernelsLib.unembedLogSumExp(h.contiguous(), wPacked, bias, weights == null ? new Tensor() : weights);

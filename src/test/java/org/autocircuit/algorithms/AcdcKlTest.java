@@ -2,6 +2,7 @@ package org.autocircuit.algorithms;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
@@ -97,6 +98,13 @@ class AcdcKlTest {
             Tensor h = m.finalNorm(trials.get(3));
             assertEquals(kl.sum(h), kl.sum(torch.cat(new org.bytedeco.pytorch.TensorVector(m.finalNorm(trials.get(5)), h), 0)
                 .narrow(0, rows, rows)), 0.0);
+            // a window of trials in one call (AcdcSearch): each trial's value is the one a call for its rows alone gives
+            Tensor[] hs = new Tensor[trials.size()];
+            for (int t = 0; t < hs.length; t++) hs[t] = m.finalNorm(trials.get(t));
+            double[] window = kl.sums(torch.cat(new org.bytedeco.pytorch.TensorVector(hs), 0), hs.length);
+            assertEquals(hs.length, window.length);
+            for (int t = 0; t < hs.length; t++) assertEquals(kl.sum(hs[t]), window[t], 0.0, "trial " + t + " of the window");
+            assertThrows(IllegalArgumentException.class, () -> kl.sums(hs[0], 2));
         }
     }
 

@@ -104,6 +104,25 @@ class UnembedLogSumExpTest {
         }
     }
 
+    /** Weights of W rows serve W·n rows of h, row r taking weights row r mod W, with the bits of the repeated weights. */
+    @Test
+    void weightRowsRepeatOverBlocksOfRows() {
+        try (PointerScope scope = new PointerScope()) {
+            torch.manual_seed(13);
+            Tensor w = torch.randn(64, 3001);
+            Tensor b = torch.randn(3001);
+            UnembedLogSumExp lse = UnembedLogSumExp.of(w, b);
+            Tensor weights = lse.padColumns(torch.rand(8, 3001));
+            Tensor h = torch.randn(5 * 8, 64);
+            double[] cycled = doubles(lse.apply(h, weights));
+            double[] repeated = doubles(lse.apply(h, weights.repeat(5, 1)));
+            for (int i = 0; i < cycled.length; i++) assertEquals(repeated[i], cycled[i], 0.0, "value " + i);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> lse.apply(torch.randn(12, 64), weights));
+            assertTrue(e.getMessage().contains("with W dividing the 12 rows of h"), e.getMessage());
+        }
+    }
+
     @Test
     void nanLogitsGiveNanAndBadInputIsNamed() {
         try (PointerScope scope = new PointerScope()) {
