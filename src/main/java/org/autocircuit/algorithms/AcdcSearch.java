@@ -58,7 +58,9 @@ import org.slf4j.LoggerFactory;
  *       run's decisions). The window
  *       changes which trials are computed together, never a decision.
  *   <li>With the native kernels the KL divergence is computed from the final norm's output, without the logits
- *       ({@link AcdcKl}), and only for the trials whose decision is taken, so a discarded trial costs its blocks only.
+ *       ({@link AcdcKl}), for every trial of a window in one kernel call (a discarded trial costs its rows of it).
+ *   <li>Only the output is read, so with {@code LAST_SEQ} on a component graph the last block of a trial pass
+ *       computes only what the last position needs ({@link PatchableModel#outputsOnly()}).
  * </ol>
  *
  * <p>Data-parallel ({@link PruneRun#collective()} of several ranks): each rank holds a contiguous part of the batch's
@@ -82,6 +84,7 @@ final class AcdcSearch implements AutoCloseable {
     private final Acdc.Options options;
     private final int[] order;
     private final Acdc.TrialObserver observer;
+    private final boolean trimLastBlock; // trial passes compute the last block for the output's position only
     private final int window;            // the most speculative trials per batched pass
     private int nextWindow;              // the next batched pass's trials: FIRST_WINDOW after a kept edge, doubling
     private final PatchableModel model;
@@ -140,6 +143,15 @@ final class AcdcSearch implements AutoCloseable {
 
     AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
                boolean skip, boolean fuseKl) {
+        this(run, options, order, observer, window, skip, fuseKl, true);
+    }
+
+    /**
+     * @param trimLastBlock let trial passes compute only what the output needs in the last block (see
+     *                      {@link PatchableModel#outputsOnly()}); false for tests that compare against the full passes
+     */
+    AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
+               boolean skip, boolean fuseKl, boolean trimLastBlock) {
         if (window < 1) throw new IllegalArgumentException("window must be >= 1, got " + window);
         PatchableModel m = run.model();
         // Batched trials need the start-at-block path, no KV cache (caches exist per batch size), and memory for
@@ -152,6 +164,7 @@ final class AcdcSearch implements AutoCloseable {
         this.options = options;
         this.order = order;
         this.observer = observer;
+        this.trimLastBlock = trimLastBlock;
         this.model = run.model();
         this.graph = model.graph();
         this.edges = graph.edges();
@@ -279,8 +292,13 @@ final class AcdcSearch implements AutoCloseable {
         model.setAllMasks(0.0);
         for (int i = 0; i < ablated.length; i++) if (ablated[i]) setMask(i, 1f);
         float tau = taus[tauIndex];
+        // Trials read only the output: with LAST_SEQ on a graph without token positions, the last block of a trial
+        // pass computes the queries, attention output and MLP of the last position only (keys and values of every
+        // position); its sources' rows in the current-output buffers then hold the last position only, which is all
+        // that later trials read of them.
         try (PointerScope passScope = new PointerScope();
-             PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone()).freezeNormScales(cleanScales)) {
+             PatchableModel.PatchMode mode = model.patchMode(patch, cleanCurr.clone()).freezeNormScales(cleanScales);
+             PatchableModel.OutputsOnly outputsOnly = trimLastBlock ? model.outputsOnly() : null) {
             windowBuffers.clear();                // (tensors of the last pass, freed with its scope)
             while (position < order.length) {
                 Progress.checkInterrupted(task);
@@ -336,6 +354,10 @@ final class AcdcSearch implements AutoCloseable {
             Tensor normed = fusedKl == null ? null : model.model().finalNorm(finalResid);
             // split: every trial's sum over this rank's prompts, exchanged in one all-reduce
             float[] global = split ? globalFaithfulness(logits, k) : null;
+            // fused: every trial's KL in one kernel call, which reads W_U (12.9 MB for GPT-2's vocabulary) once per
+            // window instead of once per trial; the KL of a void trial is wasted, but few are (windows restart small
+            // after a kept edge), and each trial's value is the one a call for its rows alone gives
+            double[] klSums = fusedKl == null ? null : fusedKl.sums(normed, k);
             int t = 0;
             while (position < end) {
                 int e = order[position];
@@ -343,10 +365,10 @@ final class AcdcSearch implements AutoCloseable {
                     decide(e, prevFaith, tau, task);
                     continue;
                 }
-                // per trial (rows are independent), so void trials cost no more than their logits (fused: nothing)
+                // per trial (rows are independent), so void trials cost no more than their logits (fused: their KL)
                 float faith;
                 if (fusedKl != null) {
-                    faith = fusedKl.mean(normed.narrow(0, t * batchSize, batchSize));
+                    faith = fusedKl.mean(klSums[t]);
                     if (observer != null) observe(e, model.unembed(finalResid.narrow(0, t * batchSize, batchSize)));
                 } else {
                     Tensor out = logits.narrow(0, t * batchSize, batchSize);

@@ -335,7 +335,7 @@ public final class PatchableModel implements AutoCloseable {
         hooks.exampleMasks = exampleMasks;
         hooks.frozen = frozenScalesFromBlock(startBlock);
         Tensor out = model.residualFromBlock(startBlock, residPre, attentionMask, cacheFor(batch), hooks, slice,
-            exampleMasks == null && trimLastBlock(shared));
+            trimLastBlock(shared));
         // as in forwardFromBlock: in place without gradients, a copy with them
         currSrcOuts = hooks.currentOutputs(org.bytedeco.pytorch.GradMode.is_enabled() ? currSrcOuts.clone() : currSrcOuts);
         return out;
@@ -605,9 +605,10 @@ public final class PatchableModel implements AutoCloseable {
      * While the returned scope is open, {@link #forwardResidual}, {@link #residualFromBlock} and {@link #srcOutputs}
      * passes without gradients may compute only what their (last-position) output needs in the last block; the rows
      * of that block's sources in the current-output and source buffers then hold the last position only. For
-     * run_circuits, which reads nothing else. Closing restores the previous setting.
+     * run_circuits and ACDC's trials, which read nothing else (per-example masks included: they carry no positions
+     * on the graphs this applies to). Closing restores the previous setting.
      */
-    OutputsOnly outputsOnly() {
+    public OutputsOnly outputsOnly() {
         boolean previous = outputsOnly;
         outputsOnly = true;
         return () -> outputsOnly = previous;
@@ -625,7 +626,7 @@ public final class PatchableModel implements AutoCloseable {
     }
 
     /** The scope of {@link #outputsOnly()}. */
-    interface OutputsOnly extends AutoCloseable {
+    public interface OutputsOnly extends AutoCloseable {
         @Override
         void close();
     }

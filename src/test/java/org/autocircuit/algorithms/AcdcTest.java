@@ -139,6 +139,45 @@ class AcdcTest {
         }
     }
 
+    /**
+     * Trial passes that compute the last block for the last position only (the component graph with LAST_SEQ) give
+     * every trial the output of the full passes up to float rounding (the products run over 1 instead of 15 positions
+     * per prompt, which changes the last bits), and the same decisions, on both kernel paths (the native one with the
+     * fused KL).
+     */
+    @ParameterizedTest(name = "{0} kernels")
+    @ValueSource(strings = {"reference", "native"})
+    void trimmedLastBlockGivesTheFullPassesTrials(String kernels) {
+        Acdc.Options options = Acdc.Options.of(List.of(1e-4, 1e-3), Acdc.Faithfulness.KL_DIV);
+        try (PatchableModel model = PatchableModel.of(Fixtures.model(), true, OutputSlice.LAST_SEQ, null, true,
+                 Fixtures.kernels(kernels))) {
+            PruneRun run = PruneRun.of(model, data.train().batches());
+            int[] order = Acdc.visitOrder(model.graph(), options.visitOrder());
+            List<float[]> full = new ArrayList<>();
+            List<float[]> trimmed = new ArrayList<>();
+            PruneScores fullScores;
+            PruneScores trimmedScores;
+            try (AcdcSearch s = new AcdcSearch(run, options, order, (t, e, out, m) -> full.add(out.floats()),
+                    AcdcSearch.DEFAULT_WINDOW, true, true, false)) {
+                fullScores = s.run();
+            }
+            try (AcdcSearch s = new AcdcSearch(run, options, order, (t, e, out, m) -> trimmed.add(out.floats()),
+                    AcdcSearch.DEFAULT_WINDOW, true, true, true)) {
+                trimmedScores = s.run();
+            }
+            assertArrayEquals(fullScores.flat(), trimmedScores.flat());
+            assertEquals(full.size(), trimmed.size());
+            assertTrue(full.size() > 100, "only " + full.size() + " trials");
+            double worst = 0;
+            for (int i = 0; i < full.size(); i++) {
+                assertClose(full.get(i), trimmed.get(i), 1e-5, 0, "trial " + i);
+                for (int j = 0; j < full.get(i).length; j++) worst = Math.max(worst, Math.abs(full.get(i)[j] - trimmed.get(i)[j]));
+            }
+            System.out.printf("ACDC trimmed last block (%s kernels): %d trials, largest logit difference %.2e%n", kernels,
+                full.size(), worst);
+        }
+    }
+
     @Test
     void mseCriterionRunsAndKeepsFewerEdgesAtLargerTau() {
         try (PatchableModel model = fixtureModel(null)) {
