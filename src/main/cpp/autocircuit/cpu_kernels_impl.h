@@ -538,13 +538,17 @@ void backwardRange(const BackwardArgs& a, int64_t vBegin, int64_t vEnd, PartialG
 // ---- log-sum-exp over the unembedding (ACDC's KL divergence, see cpu_kernels.h LseArgs) ----
 //
 // Per panel of kLsePanel columns: the logits of LR rows at a time (LR x NV accumulators, one broadcast of h per row
-// and k, the panel's K x 16 weights read from L1), plus the bias; then per row an online log-sum-exp: a larger
-// maximum rescales the running sums once, and exp(logit - max) is added lane-wise in float (a call covers one chunk
-// of panels, see unembed_lse.cpp), the lanes then in double; the optional dot product with weights likewise.
+// and k, the panel's K x 16 weights read from L1), plus the bias, stored into an L1 buffer of up to kLseBufPanels
+// panels per row with a lane-wise running maximum (and the optional dot product with weights accumulated); then per
+// row and buffer one maximum across lanes (a larger one rescales the running sums once) and exp(logit - max) added
+// lane-wise in float over the buffer (a call covers one chunk of panels, see unembed_lse.cpp), the lanes then in
+// double. Keeping the exponentials out of the product loop leaves that loop nothing but loads and FMAs, and takes
+// the maximum across lanes once per buffer instead of once per panel.
 // Each row's accumulation runs over k in order from zero whatever LR is, so a row's result does not depend on how
 // many rows are computed with it.
 
 constexpr int NV = static_cast<int>(kLsePanel) / VW;  // vectors per panel row
+constexpr int64_t kLseBufPanels = 32;                  // panels per row in the logits buffer (2 KiB per row)
 constexpr int LR = VW == 8 ? 4 : 2;  // rows per block: LR x NV accumulators + NV weights + 1 broadcast, well under
                                     // 16 registers (at 6 x 2 GCC spilled one accumulator, a store-forwarding chain)
 
@@ -607,52 +611,62 @@ void lseRows(const LseArgs& a, int64_t r0, int64_t panelBegin, int64_t panelEnd,
   const int64_t K = a.dModel;
   const float* h = a.h + r0 * K;
   Vec dots[M];
-  for (int m = 0; m < M; ++m) dots[m] = Vec{};
-  // Per row: the running maximum and lane-wise float sums of exp(logit - max) over this call's panels (at most
-  // 2 x kPanelsPerChunk terms per lane), added up in double at the end.
   float mx[M];
   Vec sums[M];
   const float* weightRow[M];  // row (r0 + m) mod W of the weights
   for (int m = 0; m < M; ++m) {
+    dots[m] = Vec{};
     mx[m] = -__builtin_inff();
     sums[m] = Vec{};
     weightRow[m] = a.weights == nullptr ? nullptr : a.weights + ((r0 + m) % a.weightRows) * a.padded;
   }
-  for (int64_t p = panelBegin; p < panelEnd; ++p) {
-    const float* w = a.wPacked + p * K * kLsePanel;
-    Vec acc[M][NV];
-    for (int m = 0; m < M; ++m) {
-      for (int v = 0; v < NV; ++v) acc[m][v] = Vec{};
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      Vec wv[NV];
-      for (int v = 0; v < NV; ++v) wv[v] = loadU(w + k * kLsePanel + v * VW);
+  alignas(64) float logits[M][kLseBufPanels * kLsePanel];
+  for (int64_t sub = panelBegin; sub < panelEnd; sub += kLseBufPanels) {
+    const int64_t subEnd = sub + kLseBufPanels < panelEnd ? sub + kLseBufPanels : panelEnd;
+    Vec top[M];
+    for (int m = 0; m < M; ++m) top[m] = Vec{} - __builtin_inff();
+    for (int64_t p = sub; p < subEnd; ++p) {
+      const float* w = a.wPacked + p * K * kLsePanel;
+      Vec acc[M][NV];
       for (int m = 0; m < M; ++m) {
-        const float hm = h[m * K + k];
-        for (int v = 0; v < NV; ++v) acc[m][v] += hm * wv[v];
+        for (int v = 0; v < NV; ++v) acc[m][v] = Vec{};
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        Vec wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = loadU(w + k * kLsePanel + v * VW);
+        for (int m = 0; m < M; ++m) {
+          const float hm = h[m * K + k];
+          for (int v = 0; v < NV; ++v) acc[m][v] += hm * wv[v];
+        }
+      }
+      Vec bv[NV];
+      for (int v = 0; v < NV; ++v) bv[v] = loadU(a.bias + p * kLsePanel + v * VW);
+      float* out = &logits[0][0] + (p - sub) * kLsePanel;
+      for (int m = 0; m < M; ++m) {
+        for (int v = 0; v < NV; ++v) {
+          const Vec z = acc[m][v] + bv[v];
+          top[m] = (z > top[m]) ? z : top[m];
+          storeA(out + m * (kLseBufPanels * kLsePanel) + v * VW, z);
+          if (a.weights != nullptr) dots[m] += loadU(weightRow[m] + p * kLsePanel + v * VW) * z;
+        }
       }
     }
-    Vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = loadU(a.bias + p * kLsePanel + v * VW);
+    const int64_t n = (subEnd - sub) * kLsePanel;
     for (int m = 0; m < M; ++m) {
-      Vec top = acc[m][0] + bv[0];
-      acc[m][0] = top;
-      for (int v = 1; v < NV; ++v) {
-        acc[m][v] += bv[v];
-        top = (acc[m][v] > top) ? acc[m][v] : top;
+      const float subMax = laneMax(top[m]);
+      if (subMax > mx[m]) {  // a new maximum: rescale the sums once
+        sums[m] *= static_cast<float>(__builtin_exp(static_cast<double>(mx[m]) - static_cast<double>(subMax)));
+        mx[m] = subMax;
       }
-      const float panelMax = laneMax(top);
-      if (panelMax > mx[m]) {  // a new maximum (rare after the first panels): rescale the sums once
-        sums[m] *= static_cast<float>(__builtin_exp(static_cast<double>(mx[m]) - static_cast<double>(panelMax)));
-        mx[m] = panelMax;
+      const Vec mv = Vec{} + mx[m];
+      Vec e0 = Vec{}, e1 = Vec{};
+      int64_t j = 0;
+      for (; j + 2 * VW <= n; j += 2 * VW) {
+        e0 += expNonPositive(loadA(&logits[m][j]) - mv);
+        e1 += expNonPositive(loadA(&logits[m][j + VW]) - mv);
       }
-      Vec e = expNonPositive(acc[m][0] - mx[m]);
-      for (int v = 1; v < NV; ++v) e += expNonPositive(acc[m][v] - mx[m]);
-      sums[m] += e;
-      if (a.weights != nullptr) {
-        const float* wr = weightRow[m] + p * kLsePanel;
-        for (int v = 0; v < NV; ++v) dots[m] += loadU(wr + v * VW) * acc[m][v];
-      }
+      for (; j < n; j += VW) e0 += expNonPositive(loadA(&logits[m][j]) - mv);
+      sums[m] += e0 + e1;
     }
   }
   for (int m = 0; m < M; ++m) {
