@@ -24,7 +24,6 @@ import org.autocircuit.util.HostTensor;
 import org.autocircuit.util.Progress;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.openblas.global.openblas_nolapack;
 import org.bytedeco.pytorch.AbstractTensor;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -80,8 +79,6 @@ final class AcdcSearch implements AutoCloseable {
     static final int DEFAULT_WINDOW = 16;
     /** The window after a kept edge and at the start of a pass; it doubles after every window that kept nothing. */
     static final int FIRST_WINDOW = 2;
-    /** Models up to this width run their search with one OpenBLAS thread (see {@link #run}). */
-    static final int SINGLE_THREAD_BLAS_MAX_D_MODEL = 128;
 
     private final PruneRun run;
     private final Acdc.Options options;
@@ -252,36 +249,6 @@ final class AcdcSearch implements AutoCloseable {
 
     /** Runs (or resumes) every pass and returns the scores. */
     PruneScores run() {
-        if (model.model().dModel() > SINGLE_THREAD_BLAS_MAX_D_MODEL) return search();
-        // Tiny products (dModel 64: [k·8·15, 64] · [64, 16] per head): two OpenBLAS threads cost more in their
-        // hand-over and spin-waits than they save, and far more when the cores are shared (docs/native.md, "ACDC on
-        // the component graph"). (A thread count may change the last bits of a product; the golden tests check the
-        // decisions with this setting.)
-        singleThreadBlas(true);
-        try {
-            return search();
-        } finally {
-            singleThreadBlas(false);
-        }
-    }
-
-    private static final Object BLAS_THREADS_LOCK = new Object();
-    private static int singleThreadBlasUsers;   // searches running with one OpenBLAS thread (several may overlap)
-    private static int savedBlasThreads;        // the process's setting before the first of them
-
-    /** One OpenBLAS thread while any search of a small model runs; the process's setting again after the last. */
-    private static void singleThreadBlas(boolean enter) {
-        synchronized (BLAS_THREADS_LOCK) {
-            if (enter && singleThreadBlasUsers++ == 0) {
-                savedBlasThreads = openblas_nolapack.blas_get_num_threads();
-                openblas_nolapack.blas_set_num_threads(1);
-            } else if (!enter && --singleThreadBlasUsers == 0) {
-                openblas_nolapack.blas_set_num_threads(savedBlasThreads);
-            }
-        }
-    }
-
-    private PruneScores search() {
         Path file = run.checkpoint();
         if (file != null && Files.exists(file)) restore(AcdcCheckpoint.read(file), file);
         try {
