@@ -1450,7 +1450,10 @@ public final class PatchableModel implements AutoCloseable {
                     Tensor all = model.headInputGradients(names, first.input, projections, grads);   // [rows, tokens, dModel]
                     long rows = all.size(0);
                     Tensor d = delta.narrow(0, first.dm.inSrcStart(), first.dm.nIn()).reshape(first.dm.nIn(), tokenElems);
-                    Tensor scores = all.reshape(rows, tokenElems).mm(d.t());           // [rows, nIn]
+                    // [rows, nIn], computed as (d · allᵀ)ᵀ: with the sources as the product's rows OpenBLAS ran it 30%
+                    // faster on this machine (block 11 of GPT-2 small: 23 against 34 ms), the product being bound by
+                    // reading d and all once
+                    Tensor scores = d.mm(all.reshape(rows, tokenElems).t()).t();
                     long off = 0;
                     for (SharedHeads h : group) {
                         Tensor mask = masks.get(h.dm.moduleName());
@@ -1491,7 +1494,7 @@ public final class PatchableModel implements AutoCloseable {
         }
         if (rows.isEmpty()) return;
         Tensor g = grads.size() == 1 ? grads.get(0) : torch.cat(new TensorVector(grads.toArray(new Tensor[0])), 0);
-        Tensor scores = g.mm(delta.narrow(0, 0, longest).reshape(longest, tokenElems).t());   // [rows, longest]
+        Tensor scores = delta.narrow(0, 0, longest).reshape(longest, tokenElems).mm(g.t()).t();   // [rows, longest], as above
         for (int i = 0; i < rows.size(); i++) {
             DestModule dm = rows.get(i).dm();
             Tensor mask = masks.get(dm.moduleName());
