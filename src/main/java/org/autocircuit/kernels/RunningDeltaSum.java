@@ -1,6 +1,8 @@
 package org.autocircuit.kernels;
 
 import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
@@ -13,7 +15,8 @@ import org.bytedeco.pytorch.global.torch;
  * {@code input + Σ_all Δ − Σ_{edges kept} Δ}. Computing {@code Σ_all Δ} in every call reads every incoming source
  * (about 2,000 source reads per GPT-2-small forward); carrying it along reads each source's difference once per pass
  * (157). The native CPU kernel advances it lazily, only in calls that need it, by the sources it does not hold
- * yet; implementations that have no use for it ignore it.
+ * yet; implementations that have no use for it ignore it. Passes at uniform masks read it directly: every such
+ * destination's input is {@code input + a · Σ Δ} ({@link #advanceTo}).
  *
  * <p>Valid for one pass over one pair of source buffers: the rows already summed must keep their values, and
  * destinations must read source prefixes {@code [0, nIn)} in increasing order (the factorized graph does).
@@ -48,5 +51,26 @@ public final class RunningDeltaSum {
     /** How many leading sources the sum holds. */
     public long rows() {
         return rows.item_long();
+    }
+
+    /**
+     * Brings the sum up to date for sources {@code [0, n)}: adds {@code patch − curr} of the sources it does not hold
+     * yet, what the native kernel does in the calls that need the sum. For callers that form patched inputs from the
+     * sum themselves (uniform masks, {@code PatchableModel}); without gradients.
+     *
+     * @param patch the pass's patch values, {@code [nSrc, batch, seq, dModel]} (at least n sources)
+     * @param curr  the pass's current outputs, the same shape
+     * @throws IllegalArgumentException when the sum already holds more than n sources
+     */
+    public void advanceTo(long n, Tensor patch, Tensor curr) {
+        long held = rows();
+        if (n < held) {
+            throw new IllegalArgumentException("the running sum holds " + held + " sources; cannot go back to " + n);
+        }
+        if (n == held) return;
+        try (NoGradGuard g = new NoGradGuard()) {
+            sum.add_(patch.narrow(0, held, n - held).sum(0)).sub_(curr.narrow(0, held, n - held).sum(0));
+            rows.fill_(new Scalar((double) n));
+        }
     }
 }

@@ -813,9 +813,10 @@ public final class HookedTransformer implements HookedModel {
     /**
      * {@inheritDoc} Head h's input gradient is {@code Jᵀ (dP_h · W[h]ᵀ)}, J the first norm's Jacobian at the shared
      * input: for LayerNorm {@code σ⁻¹ (v − mean(v) − x̂·mean(v·x̂))}, for RMSNorm {@code s⁻¹ (v − ŷ·mean(v·ŷ))}, with
-     * {@code v = u·w} the gradient times the norm's gain. Computed for all the hooks' heads at once, with as few passes
-     * over the {@code [heads, tokens, dModel]} result as possible: the gain and {@code 1/σ} are folded into the
-     * weights and the projection gradients (small), two reductions give the means, and two in-place updates finish.
+     * {@code v = u·w} the gradient times the norm's gain. Computed for all the hooks' heads at once, with one pass over
+     * the {@code [heads, tokens, dModel]} result besides the product that forms it: the gain, {@code 1/σ} and (LayerNorm)
+     * the centring are folded into the weights and the projection gradients, {@code mean(v·x̂)} comes from the
+     * forward's {@code projections}, and one in-place update finishes.
      */
     @Override
     public Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
@@ -842,17 +843,15 @@ public final class HookedTransformer implements HookedModel {
                     + (block >= 0 ? "block " + block : "a block of this model"));
             }
             block = b;
-            weights[i] = switch (parts[2]) {
-                case "hook_q_input" -> blocks[b].wQ();
-                case "hook_k_input" -> blocks[b].wK();
-                case "hook_v_input" -> blocks[b].wV();
+            Block blk = blocks[b];
+            Tensor[] weightAndBias = switch (parts[2]) {
+                case "hook_q_input" -> new Tensor[] {blk.wQ(), blk.bQ()};
+                case "hook_k_input" -> new Tensor[] {blk.wK(), blk.bK()};
+                case "hook_v_input" -> new Tensor[] {blk.wV(), blk.bV()};
                 default -> throw new IllegalArgumentException("headInputGradients: not a Q, K or V input hook: " + name);
             };
-            Tensor bias = switch (parts[2]) {
-                case "hook_q_input" -> blocks[b].bQ();
-                case "hook_k_input" -> blocks[b].bK();
-                default -> blocks[b].bV();
-            };
+            weights[i] = weightAndBias[0];
+            Tensor bias = weightAndBias[1];
             Tensor g = projectionGrads.get(i);                                        // [batch, seq, nHeads, dHead]
             grads[i] = g.permute(2, 0, 1, 3).reshape(g.size(2), tokens, cfg.dHead());   // [nHeads, tokens, dHead]
             // the projection is norm(x)·W_h + b_h with norm(x) = γ ⊙ x̂ + β, so (γ ⊙ x̂)·W_h = projection − b_h − β·W_h

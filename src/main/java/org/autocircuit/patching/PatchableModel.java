@@ -723,8 +723,6 @@ public final class PatchableModel implements AutoCloseable {
         private final Map<String, SharedHeads> awaitingProjection = new HashMap<>();  // shared inputs handed out
         private final boolean shared;                                 // sources written into `earlier`, read as views
         private RunningDeltaSum running;   // shared passes: Σ (patch − curr) over the sources read so far
-        private Tensor deltaPrefix;        // rowInputsFromSums: Σ (patch − curr) over sources [0, deltaPrefixRows)
-        private long deltaPrefixRows;
         // patchModeAtUniformMasks with grad: per source module, its output summed over its rows, in the autograd graph
         private final Tensor[] moduleSums;
         private final Tensor[] moduleRows;
@@ -943,15 +941,16 @@ public final class PatchableModel implements AutoCloseable {
          */
         private boolean rowFromSum(DestModule dm, Tensor[] applied, boolean lastPositions) {
             return rowInputsFromSums && shared && !lastPositions && exampleMasks == null && applied.length == 1
-                && applied[0].dim() == 1 && dm.inSrcStart() == 0 && dm.nIn() >= deltaPrefixRows
+                && applied[0].dim() == 1 && dm.inSrcStart() == 0 && (running == null || dm.nIn() >= running.rows())
                 && org.bytedeco.pytorch.GradMode.is_enabled();
         }
 
         /**
          * Every mask holds the mode's value a, so the patched input {@code x + Σ_i a · (patch_i − curr_i)} over
-         * sources {@code [0, n)} is {@code x + a · D_n} with {@code D_n} the running sum of the differences, which each
-         * pass extends as its destinations read longer prefixes: every source's difference is read once per pass
-         * instead of once per destination. The differences are constants to autograd in these modes (the current
+         * sources {@code [0, n)} is {@code x + a · D_n} with {@code D_n} the pass's running sum of the differences
+         * ({@link RunningDeltaSum}, the one the kernels use for binary masks), which each pass extends as its
+         * destinations read longer prefixes: every source's difference is read once per pass instead of once per
+         * destination. The differences are constants to autograd in these modes (the current
          * outputs' gradient comes from {@link #uniformMaskTerm}, already in {@code input}), so the mask's gradient
          * {@code Σ g · (patch_i − curr_i)} needs only the gradient g at the result: it is retained and the products
          * come after the backward pass, one matrix product for all such destinations ({@link PatchMode#backward}).
@@ -961,18 +960,9 @@ public final class PatchableModel implements AutoCloseable {
             if (uniformMask == 0.0) {
                 out = input.clone();                       // a node of its own, whose gradient is this input's alone
             } else {
-                long n = dm.nIn();
-                try (NoGradGuard g = new NoGradGuard()) {
-                    if (deltaPrefix == null) {
-                        deltaPrefix = torch.zeros_like(input.detach());
-                    }
-                    if (n > deltaPrefixRows) {
-                        long k = n - deltaPrefixRows;
-                        deltaPrefix.add_(patch.narrow(0, deltaPrefixRows, k).sum(0)).sub_(earlier.narrow(0, deltaPrefixRows, k).sum(0));
-                        deltaPrefixRows = n;
-                    }
-                }
-                out = input.add(deltaPrefix, new Scalar(uniformMask));
+                if (running == null) running = RunningDeltaSum.startingAt(input);
+                running.advanceTo(dm.nIn(), patch, earlier);
+                out = input.add(running.sum(), new Scalar(uniformMask));
             }
             if (mask.requires_grad()) {
                 // where nothing before needs a gradient (the first block at mask 0), a leaf, whose gradient autograd keeps
@@ -1416,10 +1406,12 @@ public final class PatchableModel implements AutoCloseable {
     private record RowDestination(DestModule dm, Tensor input) { }
 
     /**
-     * The mask gradients of the destinations in {@link #pendingHeads}, after the backward pass: with g_h the gradient at
-     * head h's input ({@link HookedModel#headInputGradients}), {@code ∂L/∂m[h, i] = Σ_tokens g_h · (patch_i − curr_i)},
-     * what the edge-patching kernels' backward computes for a destination whose heads each have their own input. One
-     * matrix product per group of destinations reading the same input (a block's Q, K and V).
+     * The mask gradients of the destinations in {@link #pendingRows} ({@link #finishRowGradients}) and
+     * {@link #pendingHeads}, after the backward pass: with g_h the gradient at head h's input
+     * ({@link HookedModel#headInputGradients}), {@code ∂L/∂m[h, i] = Σ_tokens g_h · (patch_i − curr_i)}, what the
+     * edge-patching kernels' backward computes for a destination whose heads each have their own input. One matrix
+     * product per group of destinations reading the same input (a block's Q, K and V), against one {@code patch − curr}
+     * for the pass.
      */
     private void finishDeferredGradients() {
         if (pendingHeads.isEmpty() && pendingRows.isEmpty()) return;
@@ -1458,14 +1450,8 @@ public final class PatchableModel implements AutoCloseable {
                     for (SharedHeads h : group) {
                         Tensor mask = masks.get(h.dm.moduleName());
                         long heads = mask.size(0);
-                        Tensor part = scores.narrow(0, off, heads);
+                        addMaskGradient(mask, scores.narrow(0, off, heads).reshape(mask.shape()));
                         off += heads;
-                        Tensor grad = mask.mutable_grad();
-                        if (grad.defined()) {
-                            grad.add_(part.reshape(mask.shape()));
-                        } else {
-                            grad.put(part.reshape(mask.shape()).clone());
-                        }
                     }
                 }
                 i = j;
@@ -1498,13 +1484,17 @@ public final class PatchableModel implements AutoCloseable {
         for (int i = 0; i < rows.size(); i++) {
             DestModule dm = rows.get(i).dm();
             Tensor mask = masks.get(dm.moduleName());
-            Tensor part = scores.select(0, i).narrow(0, 0, dm.nIn()).reshape(mask.shape());
-            Tensor grad = mask.mutable_grad();
-            if (grad.defined()) {
-                grad.add_(part);
-            } else {
-                grad.put(part.clone());
-            }
+            addMaskGradient(mask, scores.select(0, i).narrow(0, 0, dm.nIn()).reshape(mask.shape()));
+        }
+    }
+
+    /** Adds {@code part} to {@code mask}'s gradient, as autograd accumulates a leaf's gradient. */
+    private static void addMaskGradient(Tensor mask, Tensor part) {
+        Tensor grad = mask.mutable_grad();
+        if (grad.defined()) {
+            grad.add_(part);
+        } else {
+            grad.put(part.clone());
         }
     }
 
@@ -1584,8 +1574,8 @@ public final class PatchableModel implements AutoCloseable {
         }
 
         /**
-         * {@code loss.backward()}, then the mask gradients of the Q/K/V destinations whose heads shared one input in
-         * the pass (see {@link #patchModeAtZeroMasks} and {@link #patchModeAtUniformMasks}), added to the masks'
+         * {@code loss.backward()}, then the mask gradients of the destinations whose inputs the pass shared among heads or
+         * formed from the running sum (see {@link #patchModeAtZeroMasks} and {@link #patchModeAtUniformMasks}), added to the masks'
          * gradients as autograd adds the others'. Passes in these modes need this instead of a plain
          * {@code loss.backward()}: closing the mode after one would throw rather than leave those gradients out.
          */
