@@ -816,7 +816,9 @@ public final class HookedTransformer implements HookedModel {
      * {@code v = u·w} the gradient times the norm's gain. Computed for all the hooks' heads at once, with one pass over
      * the {@code [heads, tokens, dModel]} result besides the product that forms it: the gain, {@code 1/σ} and (LayerNorm)
      * the centring are folded into the weights and the projection gradients, {@code mean(v·x̂)} comes from the
-     * forward's {@code projections}, and one in-place update finishes.
+     * forward's {@code projections}, and one in-place update finishes. The weight-only operands (the gain-scaled,
+     * centred weights and each projection's constant offset) are made once per block and list of hooks and kept
+     * with the model ({@link #headGradientWeights}).
      */
     @Override
     public Tensor headInputGradients(java.util.List<String> hookNames, Tensor sharedInput,
@@ -830,11 +832,8 @@ public final class HookedTransformer implements HookedModel {
                 + projections.size() + " projections and " + projectionGrads.size() + " gradients");
         }
         int block = -1;
-        Tensor[] weights = new Tensor[hookNames.size()];
-        Tensor[] grads = new Tensor[hookNames.size()];
-        Tensor[] offsets = new Tensor[hookNames.size()];   // per head: (γ ⊙ x̂)·W_h = projection − offset
-        long tokens = sharedInput.numel() / cfg.dModel();
-        for (int i = 0; i < weights.length; i++) {
+        String[] kinds = new String[hookNames.size()];
+        for (int i = 0; i < kinds.length; i++) {
             String name = hookNames.get(i);
             String[] parts = name.split("\\.");
             int b = parts.length == 3 && parts[0].equals("blocks") ? Integer.parseInt(parts[1]) : -1;
@@ -842,30 +841,24 @@ public final class HookedTransformer implements HookedModel {
                 throw new IllegalArgumentException("headInputGradients: " + name + " is not a Q/K/V input hook of "
                     + (block >= 0 ? "block " + block : "a block of this model"));
             }
+            if (!parts[2].equals("hook_q_input") && !parts[2].equals("hook_k_input") && !parts[2].equals("hook_v_input")) {
+                throw new IllegalArgumentException("headInputGradients: not a Q, K or V input hook: " + name);
+            }
             block = b;
-            Block blk = blocks[b];
-            Tensor[] weightAndBias = switch (parts[2]) {
-                case "hook_q_input" -> new Tensor[] {blk.wQ(), blk.bQ()};
-                case "hook_k_input" -> new Tensor[] {blk.wK(), blk.bK()};
-                case "hook_v_input" -> new Tensor[] {blk.wV(), blk.bV()};
-                default -> throw new IllegalArgumentException("headInputGradients: not a Q, K or V input hook: " + name);
-            };
-            weights[i] = weightAndBias[0];
-            Tensor bias = weightAndBias[1];
+            kinds[i] = parts[2];
+        }
+        HeadGradientWeights constant = headGradientWeights(block, kinds);
+        Tensor[] grads = new Tensor[kinds.length];
+        Tensor[] offsets = new Tensor[kinds.length];   // per head: (γ ⊙ x̂)·W_h = projection − offset
+        long tokens = sharedInput.numel() / cfg.dModel();
+        for (int i = 0; i < kinds.length; i++) {
             Tensor g = projectionGrads.get(i);                                        // [batch, seq, nHeads, dHead]
             grads[i] = g.permute(2, 0, 1, 3).reshape(g.size(2), tokens, cfg.dHead());   // [nHeads, tokens, dHead]
-            // the projection is norm(x)·W_h + b_h with norm(x) = γ ⊙ x̂ + β, so (γ ⊙ x̂)·W_h = projection − b_h − β·W_h
-            Tensor lnB = blocks[b].ln1B();
-            Tensor offset = bias;                                                     // [nHeads, dHead] or null
-            if (lnB != null) {
-                Tensor betaW = torch.matmul(lnB, weights[i]);                         // [nHeads, dHead]
-                offset = offset == null ? betaW : offset.add(betaW);
-            }
             Tensor pr = projections.get(i);
             pr = pr.permute(2, 0, 1, 3).reshape(pr.size(2), tokens, cfg.dHead());
+            Tensor offset = constant.offsets()[i];                                    // [nHeads, dHead] or null
             offsets[i] = offset == null ? pr : pr.sub(offset.unsqueeze(1));           // [nHeads, tokens, dHead]
         }
-        Block w = blocks[block];
         long[] last = {-1};
         var none = new org.bytedeco.pytorch.ScalarTypeOptional();
         Tensor y = sharedInput.reshape(tokens, cfg.dModel());
@@ -885,14 +878,59 @@ public final class HookedTransformer implements HookedModel {
         // ((γ ⊙ x̂)·W_h), where (γ ⊙ x̂)·W_h is the forward's own projection less its offsets (above). What remains is
         // one product and one update of its result.
         Tensor dp = (grads.length == 1 ? grads[0] : torch.cat(new TensorVector(grads), 0)).mul(inverse);   // [R, tokens, dHead]
-        Tensor wAll = (weights.length == 1 ? weights[0] : torch.cat(new TensorVector(weights), 0))
-            .mul(w.ln1W().unsqueeze(-1));                                             // [R, dModel, dHead], gain folded in
-        if (centre) wAll = wAll.sub(wAll.mean(new long[] {1}, true, none));
-        Tensor v = torch.bmm(dp, wAll.transpose(1, 2));                               // [R, tokens, dModel]: (u − mean u) / σ
+        Tensor v = torch.bmm(dp, constant.weights().transpose(1, 2));                 // [R, tokens, dModel]: (u − mean u) / σ
         Tensor projected = offsets.length == 1 ? offsets[0] : torch.cat(new TensorVector(offsets), 0);   // [R, tokens, dHead]
         Tensor vx = dp.mul(projected).sum(last, true, none).div(new Scalar((double) cfg.dModel()));   // ⟨u, x̂⟩ / (σ D)
         v.addcmul_(normed, vx, new Scalar(-1));
         return v;
+    }
+
+    /**
+     * The weight-only operands of {@link #headInputGradients} for one block and list of Q/K/V hooks: {@code weights}
+     * {@code [R, dModel, dHead]}, the hooks' weights concatenated over heads with the first norm's gain folded in and
+     * (LayerNorm) centred over dModel; per hook the constant part of its projection, {@code b_h + β·W_h}
+     * {@code [nHeads, dHead]} (null when both are absent).
+     */
+    private record HeadGradientWeights(Tensor weights, Tensor[] offsets) {}
+
+    /**
+     * Per block and list of hook kinds: made on first use, owned by the model (they depend on its weights only, which
+     * never change). Rebuilding them per call cost 2–4 ms per block of GPT-2 small (three passes over the block's
+     * 7 MB of Q/K/V weights, and the β·W products), 0.5–0.9 s of a W2 run. Holds one more copy of the Q/K/V weights
+     * of the blocks it has served.
+     */
+    private final java.util.concurrent.ConcurrentHashMap<String, HeadGradientWeights> headGradientWeights =
+        new java.util.concurrent.ConcurrentHashMap<>();
+
+    private HeadGradientWeights headGradientWeights(int block, String[] kinds) {
+        return headGradientWeights.computeIfAbsent(block + ":" + String.join(",", kinds), key -> {
+            try (PointerScope scope = new PointerScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                Block blk = blocks[block];
+                Tensor[] weights = new Tensor[kinds.length];
+                Tensor[] offsets = new Tensor[kinds.length];
+                for (int i = 0; i < kinds.length; i++) {
+                    Tensor[] weightAndBias = switch (kinds[i]) {
+                        case "hook_q_input" -> new Tensor[] {blk.wQ(), blk.bQ()};
+                        case "hook_k_input" -> new Tensor[] {blk.wK(), blk.bK()};
+                        case "hook_v_input" -> new Tensor[] {blk.wV(), blk.bV()};
+                        default -> throw new IllegalArgumentException("not a Q, K or V input hook: " + kinds[i]);
+                    };
+                    weights[i] = weightAndBias[0];
+                    // the projection is norm(x)·W_h + b_h with norm(x) = γ ⊙ x̂ + β, so (γ ⊙ x̂)·W_h = projection − b_h − β·W_h
+                    Tensor offset = weightAndBias[1];
+                    if (blk.ln1B() != null) {
+                        Tensor betaW = torch.matmul(blk.ln1B(), weights[i]);                  // [nHeads, dHead]
+                        offset = offset == null ? betaW : offset.add(betaW);
+                    }
+                    offsets[i] = offset == null ? null : owned.adopt(offset.contiguous());
+                }
+                var none = new org.bytedeco.pytorch.ScalarTypeOptional();
+                Tensor wAll = (weights.length == 1 ? weights[0] : torch.cat(new TensorVector(weights), 0))
+                    .mul(blk.ln1W().unsqueeze(-1));                                       // gain folded in
+                if (cfg.norm() == ModelConfig.Norm.LAYER_NORM) wAll = wAll.sub(wAll.mean(new long[] {1}, true, none));
+                return new HeadGradientWeights(owned.adopt(wAll.contiguous()), offsets);
+            }
+        });
     }
 
     /** {@code [batch, seq, nKvHeads, dHead]} repeated to {@code [batch, seq, nHeads, dHead]} (no copy without GQA). */

@@ -1329,10 +1329,13 @@ public final class PatchableModel implements AutoCloseable {
      * {@link #patchModeAtZeroMasks(Tensor)} with {@code currBuffer} ({@code patchSrcOuts}' shape, or null for a new
      * zeroed one) as the current-output buffer: passes from the first block write every source into it before any
      * destination reads it, so a caller running many such passes on one batch may hand the same buffer to each mode
-     * instead of zeroing a new one each time.
+     * instead of zeroing a new one each time. The buffer is the caller's scratch: after {@link PatchMode#backward} it
+     * holds {@code curr − patch} (the deferred mask gradients form their differences in it rather than in a new
+     * buffer of its size).
      */
     public PatchMode patchModeAtZeroMasks(Tensor patchSrcOuts, Tensor currBuffer) {
         PatchMode mode = patchMode(patchSrcOuts, currBuffer);
+        mode.currScratch = currBuffer != null;
         // a mask function maps 0 elsewhere (sigmoid(0) = 0.5, hard-concrete samples): keep the full gradient then
         currGradients = maskFn != MaskFn.NONE;
         boolean allZero = appliesMasksAsSet() && masksAllEqual(0.0);
@@ -1363,13 +1366,17 @@ public final class PatchableModel implements AutoCloseable {
         return patchModeAtUniformMasks(patchSrcOuts, alpha, null);
     }
 
-    /** {@link #patchModeAtUniformMasks(Tensor, double)} with a reusable current-output buffer, as {@link #patchModeAtZeroMasks(Tensor, Tensor)}. */
+    /**
+     * {@link #patchModeAtUniformMasks(Tensor, double)} with a reusable current-output buffer, the caller's scratch, as
+     * {@link #patchModeAtZeroMasks(Tensor, Tensor)}.
+     */
     public PatchMode patchModeAtUniformMasks(Tensor patchSrcOuts, double alpha, Tensor currBuffer) {
         ensureOpen();
         if (!appliesMasksAsSet() || !Double.isFinite(alpha) || !masksAllEqual(alpha)) {
             return patchMode(patchSrcOuts, currBuffer);
         }
         PatchMode mode = patchMode(patchSrcOuts, currBuffer);
+        mode.currScratch = currBuffer != null;
         currGradients = false;
         uniformMask = alpha;
         sharedHeadInputs = sharedHeadInputsSupported();   // the masks were checked to be applied as set, all alpha
@@ -1412,15 +1419,24 @@ public final class PatchableModel implements AutoCloseable {
      * edge-patching kernels' backward computes for a destination whose heads each have their own input. One matrix
      * product per group of destinations reading the same input (a block's Q, K and V), against one {@code patch − curr}
      * for the pass.
+     *
+     * @param currScratch the current-output buffer is the caller's scratch (see {@link #patchModeAtZeroMasks(Tensor,
+     *                    Tensor)}), dead once the backward pass has run: the differences are formed in it, negated
+     *                    ({@code curr − patch}, one in-place pass), and the products' signs flipped. Otherwise a new
+     *                    buffer holds them for the call.
      */
-    private void finishDeferredGradients() {
+    private void finishDeferredGradients(boolean currScratch) {
         if (pendingHeads.isEmpty() && pendingRows.isEmpty()) return;
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-            // one difference for the pass, freed when done (a buffer kept across passes would add its size to the
-            // memory of every later forward pass)
-            Tensor delta = patchSrcOuts.sub(currSrcOuts);                              // [nSrc, batch, seq, dModel]
+            // One difference for the pass. In the caller's scratch buffer, in place: a new 116 MB buffer per GPT-2-small
+            // pass at W2's batches was above glibc's mmap threshold, so every pass page-faulted it in afresh (0.81 s of
+            // W2). Otherwise a new buffer, freed when done (one kept across passes would add its size to every later
+            // forward pass's memory). fl(c − p) = −fl(p − c) exactly, so the flipped signs give the same bits.
+            Tensor delta = currScratch ? currSrcOuts.sub_(patchSrcOuts)               // [nSrc, batch, seq, dModel]
+                : patchSrcOuts.sub(currSrcOuts);
+            double sign = currScratch ? -1.0 : 1.0;
             long tokenElems = delta.numel() / delta.size(0);
-            finishRowGradients(delta, tokenElems);
+            finishRowGradients(delta, tokenElems, sign);
             int i = 0;
             while (i < pendingHeads.size()) {
                 SharedHeads first = pendingHeads.get(i);
@@ -1446,6 +1462,7 @@ public final class PatchableModel implements AutoCloseable {
                     // faster on this machine (block 11 of GPT-2 small: 23 against 34 ms), the product being bound by
                     // reading d and all once
                     Tensor scores = d.mm(all.reshape(rows, tokenElems).t()).t();
+                    if (sign < 0) scores = scores.neg();
                     long off = 0;
                     for (SharedHeads h : group) {
                         Tensor mask = masks.get(h.dm.moduleName());
@@ -1467,7 +1484,7 @@ public final class PatchableModel implements AutoCloseable {
      * g the gradient at the destination's input, what the kernels' backward computes per destination, here as one
      * product of every such gradient with the differences of the longest prefix read.
      */
-    private void finishRowGradients(Tensor delta, long tokenElems) {
+    private void finishRowGradients(Tensor delta, long tokenElems, double sign) {
         List<RowDestination> rows = new ArrayList<>();
         List<Tensor> grads = new ArrayList<>();
         long longest = 0;
@@ -1481,6 +1498,7 @@ public final class PatchableModel implements AutoCloseable {
         if (rows.isEmpty()) return;
         Tensor g = grads.size() == 1 ? grads.get(0) : torch.cat(new TensorVector(grads.toArray(new Tensor[0])), 0);
         Tensor scores = delta.narrow(0, 0, longest).reshape(longest, tokenElems).mm(g.t()).t();   // [rows, longest], as above
+        if (sign < 0) scores = scores.neg();
         for (int i = 0; i < rows.size(); i++) {
             DestModule dm = rows.get(i).dm();
             Tensor mask = masks.get(dm.moduleName());
@@ -1541,6 +1559,7 @@ public final class PatchableModel implements AutoCloseable {
         private final boolean prevSharedHeadInputs;
         private final boolean prevRowInputsFromSums;
         private final NormScales prevFrozen;
+        private boolean currScratch;    // the current-output buffer is the caller's scratch (see finishDeferredGradients)
         private boolean closed;
 
         private PatchMode(Tensor prevPatch, Tensor prevCurr, boolean prevCurrGradients, double prevUniformMask,
@@ -1582,7 +1601,7 @@ public final class PatchableModel implements AutoCloseable {
         public void backward(Tensor loss) {
             if (closed) throw new IllegalStateException("PatchMode.backward after the mode was closed");
             loss.backward();
-            finishDeferredGradients();
+            finishDeferredGradients(currScratch);
         }
 
         @Override

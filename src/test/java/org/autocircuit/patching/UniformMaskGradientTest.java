@@ -136,6 +136,56 @@ class UniformMaskGradientTest {
     }
 
     /**
+     * A caller's scratch current-output buffer (what integrated gradients hand every point of a batch) changes no
+     * gradient: the deferred mask gradients form {@code curr − patch} in it and flip the products' signs, which gives
+     * the same bits as {@code patch − curr} in a new buffer. The buffer then holds {@code curr − patch}, checked
+     * against the current outputs of the same pass without one (so the in-place path is known to have run).
+     */
+    @ParameterizedTest(name = "{0}, {1} kernels")
+    @MethodSource("cases")
+    void scratchBufferGivesTheSameGradients(Layout layout, String kernels) {
+        List<PromptPairBatch> batches = Fixtures.ioi().train().batches();
+        PromptPairBatch batch = batches.get(0);
+        try (PointerScope scope = new PointerScope(); PatchableModel model = layout.model().get()) {
+            Tensor patch = Ablations.batchSrcAblations(model, batches, AblationType.RESAMPLE,
+                Ablations.CleanCorrupt.CORRUPT).get(batch.key());
+            for (double alpha : new double[] {0.0, 0.3}) {
+                String where = layout + " at mask " + alpha;
+                Tensor[] curr = new Tensor[1];
+                float[] own = gradients(model, batch, patch, alpha, null, curr);
+                Tensor scratch = org.bytedeco.pytorch.global.torch.empty_like(patch);
+                float[] withScratch = gradients(model, batch, patch, alpha, scratch, null);
+                assertTrue(maxAbs(own) > 0, where + ": no gradient at all");
+                assertTrue(java.util.Arrays.equals(own, withScratch), where + ": the scratch buffer changed the gradients");
+                boolean deferred = model.sharedHeadInputCount() > 0 || model.rowSumInputCount() > 0;
+                if (deferred) {
+                    // every source row the pass wrote: curr − patch (rows it never wrote are unspecified in both)
+                    float[] expected = org.autocircuit.util.HostTensor.of(curr[0].sub(patch).contiguous()).floats();
+                    float[] actual = org.autocircuit.util.HostTensor.of(scratch.contiguous()).floats();
+                    assertClose(expected, actual, 0, 0, where + ": the scratch buffer should hold curr − patch");
+                }
+            }
+        }
+    }
+
+    /** Mask gradients of one uniform-mask pass, in a mode with the given scratch buffer (or none: curr gets its outputs). */
+    private static float[] gradients(PatchableModel model, PromptPairBatch batch, Tensor patch, double alpha,
+                                     Tensor scratch, Tensor[] curr) {
+        float[] m = new float[model.graph().nEdges()];
+        java.util.Arrays.fill(m, (float) alpha);
+        model.setMasks(PruneScores.ofFlat(model.graph(), m));
+        try (PatchableModel.MaskTraining training = model.trainMaskMode();
+             PatchableModel.PatchMode mode = alpha == 0 ? model.patchModeAtZeroMasks(patch, scratch)
+                 : model.patchModeAtUniformMasks(patch, alpha, scratch)) {
+            Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
+            if (logits.dim() == 3) logits = logits.select(1, -1);
+            mode.backward(TensorOps.batchAvgAnswerDiff(logits, batch).neg());
+            if (curr != null) curr[0] = model.currSrcOuts().detach().clone();
+            return model.maskGradients().flat();
+        }
+    }
+
+    /**
      * With shared Q/K/V inputs the mask gradients of those destinations come from {@code PatchMode.backward}: a plain
      * {@code loss.backward()} must not leave them out silently, and a second pass must not overwrite the source
      * values the first one's gradients still need.
