@@ -85,6 +85,7 @@ final class AcdcSearch implements AutoCloseable {
     private final int[] order;
     private final Acdc.TrialObserver observer;
     private final boolean trimLastBlock; // trial passes compute the last block for the output's position only
+    private final boolean klBounds;      // removals settled by a bound on the KL increase where it is decisive
     private final int window;            // the most speculative trials per batched pass
     private int nextWindow;              // the next batched pass's trials: FIRST_WINDOW after a kept edge, doubling
     private final PatchableModel model;
@@ -136,6 +137,15 @@ final class AcdcSearch implements AutoCloseable {
     private final boolean[] ablated;
     private final int[] scoreTau;
 
+    // With klBounds (fused KL, batched trials): the accepted state's final-norm output rows (the last removed trial's),
+    // null while unknown; whether prevFaith holds its value (else it is computed from refRows when a decision needs
+    // it); a lower bound on prevFaith − KL(refRows) in real arithmetic; an upper bound on |prevFaith|.
+    private float[] refRows;
+    private boolean prevFaithKnown = true;
+    private double prevFaithOffsetMin;
+    private double prevFaithMagnitude;
+    private long settledByBound;
+
     private final AcdcCheckpoint identity;
     private long lastCheckpointNanos = System.nanoTime();
     private int decisionsSinceCheckpoint;
@@ -143,15 +153,23 @@ final class AcdcSearch implements AutoCloseable {
 
     AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
                boolean skip, boolean fuseKl) {
-        this(run, options, order, observer, window, skip, fuseKl, true);
+        this(run, options, order, observer, window, skip, fuseKl, true, true);
+    }
+
+    /** With {@code klBounds} on (see the full constructor). */
+    AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
+               boolean skip, boolean fuseKl, boolean trimLastBlock) {
+        this(run, options, order, observer, window, skip, fuseKl, trimLastBlock, true);
     }
 
     /**
      * @param trimLastBlock let trial passes compute only what the output needs in the last block (see
      *                      {@link PatchableModel#outputsOnly()}); false for tests that compare against the full passes
+     * @param klBounds      with the fused KL, remove an edge without computing its trial's KL where a bound on the
+     *                      increase proves it below τ ({@link #settles}); false for tests that compare the decisions
      */
     AcdcSearch(PruneRun run, Acdc.Options options, int[] order, Acdc.TrialObserver observer, int window,
-               boolean skip, boolean fuseKl, boolean trimLastBlock) {
+               boolean skip, boolean fuseKl, boolean trimLastBlock, boolean klBounds) {
         if (window < 1) throw new IllegalArgumentException("window must be >= 1, got " + window);
         PatchableModel m = run.model();
         // Batched trials need the start-at-block path, no KV cache (caches exist per batch size), and memory for
@@ -165,6 +183,7 @@ final class AcdcSearch implements AutoCloseable {
         this.order = order;
         this.observer = observer;
         this.trimLastBlock = trimLastBlock;
+        this.klBounds = klBounds && observer == null;
         this.model = run.model();
         this.graph = model.graph();
         this.edges = graph.edges();
@@ -288,6 +307,9 @@ final class AcdcSearch implements AutoCloseable {
             Arrays.fill(ablated, false);
             prevFaith = 0f;
         }
+        // the accepted state's output rows are known again after its first removal with a batched trial
+        refRows = null;
+        prevFaithKnown = true;
         nextWindow = Math.min(FIRST_WINDOW, window);
         model.setAllMasks(0.0);
         for (int i = 0; i < ablated.length; i++) if (ablated[i]) setMask(i, 1f);
@@ -306,9 +328,11 @@ final class AcdcSearch implements AutoCloseable {
                 if (noEffect[e]) {
                     decide(e, prevFaith, tau, task);      // the output is bitwise unchanged: 0 < tau
                 } else if (residPre == null) {
+                    resolvePrevFaith();
                     setMask(e, 1f);
                     decide(e, fullTrial(e), tau, task);
                 } else if (window == 1) {
+                    resolvePrevFaith();
                     setMask(e, 1f);
                     decide(e, blockTrial(e), tau, task);
                 } else {
@@ -357,7 +381,14 @@ final class AcdcSearch implements AutoCloseable {
             // fused: every trial's KL in one kernel call, which reads W_U (12.9 MB for GPT-2's vocabulary) once per
             // window instead of once per trial; the KL of a void trial is wasted, but few are (windows restart small
             // after a kept edge), and each trial's value is the one a call for its rows alone gives
-            double[] klSums = fusedKl == null ? null : fusedKl.sums(normed, k);
+            boolean bounds = fusedKl != null && klBounds;
+            double[] klSums = fusedKl == null || bounds ? null : fusedKl.sums(normed, k);
+            Tensor normedRows = bounds ? normed.reshape(-1, normed.size(normed.dim() - 1)).contiguous() : null;
+            float[] hostRows = bounds ? floats(normedRows) : null;
+            int rowsPerTrial = bounds ? fusedKl.rows() : 0;
+            int perTrial = bounds ? rowsPerTrial * (int) normedRows.size(1) : 0;
+            double[] exact = null;      // with bounds: the KL sums of trials `exactFrom`.., computed when first needed
+            int exactFrom = k;
             int t = 0;
             while (position < end) {
                 int e = order[position];
@@ -367,7 +398,22 @@ final class AcdcSearch implements AutoCloseable {
                 }
                 // per trial (rows are independent), so void trials cost no more than their logits (fused: their KL)
                 float faith;
-                if (fusedKl != null) {
+                if (bounds) {
+                    if (settles(hostRows, t * perTrial, tau)) {
+                        settledByBound++;
+                        removeBySettledBound(e, hostRows, t * perTrial, perTrial, tau, task);
+                        t++;
+                        continue;
+                    }
+                    if (exact == null) {
+                        // this trial and the rest of the window in one call (a row's value is the one a call for its
+                        // rows alone gives)
+                        exactFrom = t;
+                        exact = fusedKl.sums(normedRows.narrow(0, (long) t * rowsPerTrial, (long) (k - t) * rowsPerTrial), k - t);
+                    }
+                    resolvePrevFaith();
+                    faith = fusedKl.mean(exact[t - exactFrom]);
+                } else if (fusedKl != null) {
                     faith = fusedKl.mean(klSums[t]);
                     if (observer != null) observe(e, model.unembed(finalResid.narrow(0, t * batchSize, batchSize)));
                 } else {
@@ -377,7 +423,14 @@ final class AcdcSearch implements AutoCloseable {
                     if (observer != null) observe(e, out);
                 }
                 t++;
-                if (!decide(e, faith, tau, task)) {     // kept: the later trials assumed its removal
+                boolean removed = decide(e, faith, tau, task);
+                if (removed && bounds) {
+                    // the accepted state's rows and value are this trial's
+                    refRows = Arrays.copyOfRange(hostRows, (t - 1) * perTrial, t * perTrial);
+                    prevFaithOffsetMin = -fusedKl.valueError(refRows, 0, faith);
+                    prevFaithMagnitude = Math.abs(faith);
+                }
+                if (!removed) {     // kept: the later trials assumed its removal
                     nextWindow = Math.min(FIRST_WINDOW, window);
                     return;
                 }
@@ -425,6 +478,61 @@ final class AcdcSearch implements AutoCloseable {
         return out;
     }
 
+    /**
+     * Whether the trial whose final-norm rows start at {@code offset} of {@code rows} is certainly removed at τ,
+     * without its KL: {@code fl(KL_t) − prevFaith < τ} follows from {@code KL(h_t) − KL(ref) ≤ B}
+     * ({@link AcdcKl#increaseBound}), {@code fl(KL_t) ≤ KL(h_t) + err_t} ({@link AcdcKl#valueError}) and
+     * {@code prevFaith ≥ KL(ref) + prevFaithOffsetMin}, all in real arithmetic, with a margin for the float64 test
+     * itself. In exact arithmetic this is the same decision as the comparison of the two computed values, so it is
+     * taken only where those values could not decide otherwise.
+     */
+    private boolean settles(float[] rows, int offset, float tau) {
+        if (refRows == null) return false;
+        double increase = fusedKl.increaseBound(rows, offset, refRows);
+        double magnitude = prevFaithMagnitude + Math.max(0, increase) + 1;
+        double error = fusedKl.valueError(rows, offset, magnitude);
+        return increase + error - prevFaithOffsetMin + 1e-12 < options.taus().get(tauIndex);
+    }
+
+    /**
+     * Removes edge {@code e} settled by {@link #settles}: as {@link #decide} would, except that the new prevFaith (the
+     * trial's KL) is left uncomputed; it is the value of the rows now held in {@link #refRows}.
+     */
+    private void removeBySettledBound(int e, float[] rows, int offset, int length, float tau, String task) {
+        double increase = fusedKl.increaseBound(rows, offset, refRows);
+        refRows = Arrays.copyOfRange(rows, offset, offset + length);
+        prevFaithKnown = false;
+        // the new value is below the old one plus τ (and a real KL is not below −1e-6 or so); its distance from the
+        // rows' real KL is bounded by valueError
+        prevFaithMagnitude = prevFaithMagnitude + Math.min(Math.max(0, increase), options.taus().get(tauIndex)) + 1e-3;
+        prevFaithOffsetMin = -fusedKl.valueError(refRows, 0, prevFaithMagnitude);
+        record(e, true, tau, task);
+    }
+
+    /** Computes prevFaith from {@link #refRows} if a settled removal left it uncomputed. */
+    private void resolvePrevFaith() {
+        if (prevFaithKnown) return;
+        try (PointerScope s = new PointerScope()) {
+            Tensor h = org.bytedeco.pytorch.AbstractTensor.create(refRows, refRows.length)
+                .reshape(fusedKl.rows(), refRows.length / fusedKl.rows());
+            prevFaith = fusedKl.mean(fusedKl.sum(h));
+        }
+        prevFaithKnown = true;
+        prevFaithMagnitude = Math.abs(prevFaith);
+        prevFaithOffsetMin = -fusedKl.valueError(refRows, 0, prevFaith);
+    }
+
+    private static float[] floats(Tensor t) {
+        float[] out = new float[(int) t.numel()];
+        new FloatPointer(t.data_ptr()).get(out);
+        return out;
+    }
+
+    /** Trials removed by {@link #settles} without their KL (tests). */
+    long settledByBound() {
+        return settledByBound;
+    }
+
     /** One trial restarted at its destination's block, with the model's own masks (KV-cached models, window 1). */
     private float blockTrial(int e) {
         trials++;
@@ -459,16 +567,21 @@ final class AcdcSearch implements AutoCloseable {
         // AutoCircuit: faith = kl.item() and prev_faith are Python floats, so the test runs in double precision
         double diff = (double) faith - (double) prevFaith;
         boolean removed = diff < options.taus().get(tauIndex);
+        if (removed) prevFaith = faith;
+        record(e, removed, tau, task);
+        return removed;
+    }
+
+    /** Sets edge {@code e}'s mask for the decision, records a removal's score, and moves on. */
+    private void record(int e, boolean removed, float tau, String task) {
         setMask(e, removed ? 1f : 0f);
         if (removed) {
             ablated[e] = true;
             if (scoreTau[e] < 0 || tau < taus[scoreTau[e]]) scoreTau[e] = tauIndex;
-            prevFaith = faith;
         }
         position++;
         run.progress().update(task, (long) tauIndex * order.length + position, (long) taus.length * order.length);
         maybeCheckpoint();
-        return removed;
     }
 
     private void observe(int e, Tensor out) {
@@ -590,6 +703,7 @@ final class AcdcSearch implements AutoCloseable {
     }
 
     private void writeCheckpoint(Path file) {
+        resolvePrevFaith();
         int count = 0;
         for (boolean a : ablated) if (a) count++;
         int[] abl = new int[count];

@@ -71,6 +71,9 @@ class AcdcKlTest {
             }
             trials.add(corruptResid);
             double worstFused = 0, worstPlain = 0;
+            // for the bounds: the float64 KL and the final-norm rows of the first trial (the clean run itself)
+            float[] refRows = org.autocircuit.util.HostTensor.of(m.finalNorm(trials.get(0)).contiguous()).floats();
+            double refExact = Double.NaN;
             for (Tensor resid : trials) {
                 Tensor logits = m.unembed(resid);
                 // the plain path (AcdcSearch.faithfulness): float32, the reference's operations in its order
@@ -85,6 +88,17 @@ class AcdcKlTest {
                 double fused = kl.sum(m.finalNorm(resid)) / rows;
                 System.out.printf("ACDC KL (padded=%s): float64 %.9e, fused %.9e (diff %.2e), plain float32 %.9e (diff %.2e)%n",
                     padded, exact, fused, fused - exact, plain, plain - exact);
+                // the bounds ACDC settles removals with: the increase over the clean rows' KL, and the fused value's error
+                float[] rowsNow = org.autocircuit.util.HostTensor.of(m.finalNorm(resid).contiguous()).floats();
+                float value = kl.mean(kl.sum(m.finalNorm(resid)));
+                double error = kl.valueError(rowsNow, 0, value);
+                assertTrue(Math.abs(value - exact) <= error, "fused KL " + value + " vs float64 " + exact + ": error bound " + error);
+                assertTrue(error < 2.5e-4, "error bound " + error + " too loose to settle much at τ = 1e-3");
+                if (Double.isNaN(refExact)) refExact = exact;
+                double bound = kl.increaseBound(rowsNow, 0, refRows);
+                assertTrue(exact - refExact <= bound, "KL increase " + (exact - refExact) + " above its bound " + bound);
+                System.out.printf("ACDC KL bound (padded=%s): increase %.3e, bound %.3e, value error bound %.2e%n",
+                    padded, exact - refExact, bound, error);
                 worstFused = Math.max(worstFused, Math.abs(fused - exact));
                 worstPlain = Math.max(worstPlain, Math.abs(plain - exact));
                 // the fused value rounds the logits to float32 and sums 512 columns at a time in float32; the plain one
@@ -147,6 +161,35 @@ class AcdcKlTest {
     @MethodSource("slowGraphs")
     void fusedAndPlainKlTakeTheSameDecisionsOnMoreTokenGraphs(GoldenFixture fixture, String kind) {
         check(fixture, kind);
+    }
+
+    /**
+     * Removals settled by the bound on the KL increase ({@code AcdcSearch.settles}) take the decisions of the search
+     * that computes every trial's KL, on every golden fixture and graph at τ ∈ {1e-4, 1e-3}, and on the component
+     * graphs they settle trials (W4c's shape: most removals there are far below τ).
+     */
+    @ParameterizedTest(name = "{0} {1} graph")
+    @MethodSource("graphs")
+    void settledRemovalsTakeTheComputedDecisions(GoldenFixture fixture, String kind) {
+        Acdc.Options options = Acdc.Options.of(List.of(1e-4, 1e-3), Acdc.Faithfulness.KL_DIV);
+        try (PatchableModel model = fixture.patchable(kind, Fixtures.kernels("native"))) {
+            PruneRun run = PruneRun.of(model, fixture.data().train().batches());
+            int[] order = Acdc.visitOrder(model.graph(), options.visitOrder());
+            PruneScores computed;
+            PruneScores settled;
+            long count;
+            try (AcdcSearch s = new AcdcSearch(run, options, order, null, AcdcSearch.DEFAULT_WINDOW, true, true, true, false)) {
+                computed = s.run();
+                assertEquals(0, s.settledByBound(), "bounds off, yet trials were settled by them");
+            }
+            try (AcdcSearch s = new AcdcSearch(run, options, order, null, AcdcSearch.DEFAULT_WINDOW, true, true, true, true)) {
+                settled = s.run();
+                count = s.settledByBound();
+            }
+            System.out.printf("ACDC %s %s: %d trials settled by the KL bound%n", fixture, kind, count);
+            assertArrayEquals(computed.flat(), settled.flat(), fixture + " " + kind + ": settled vs computed decisions");
+            if (model.graph().seqLen().isEmpty()) assertTrue(count > 0, "no trial settled by the bound");
+        }
     }
 
     private static void check(GoldenFixture fixture, String kind) {
