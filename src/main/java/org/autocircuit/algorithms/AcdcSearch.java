@@ -387,8 +387,6 @@ final class AcdcSearch implements AutoCloseable {
             float[] hostRows = bounds ? floats(normedRows) : null;
             int rowsPerTrial = bounds ? fusedKl.rows() : 0;
             int perTrial = bounds ? rowsPerTrial * (int) normedRows.size(1) : 0;
-            double[] exact = null;      // with bounds: the KL sums of trials `exactFrom`.., computed when first needed
-            int exactFrom = k;
             int t = 0;
             while (position < end) {
                 int e = order[position];
@@ -405,14 +403,17 @@ final class AcdcSearch implements AutoCloseable {
                         t++;
                         continue;
                     }
-                    if (exact == null) {
-                        // this trial and the rest of the window in one call (a row's value is the one a call for its
-                        // rows alone gives)
-                        exactFrom = t;
-                        exact = fusedKl.sums(normedRows.narrow(0, (long) t * rowsPerTrial, (long) (k - t) * rowsPerTrial), k - t);
+                    // this trial's KL alone (later trials may still be settled), with the accepted state's in the same
+                    // call if a settled removal left it uncomputed (a row's value is the one a call for its rows alone
+                    // gives, so either way the values are those of the search without bounds)
+                    Tensor mine = normedRows.narrow(0, (long) t * rowsPerTrial, rowsPerTrial);
+                    if (prevFaithKnown) {
+                        faith = fusedKl.mean(fusedKl.sum(mine));
+                    } else {
+                        double[] both = fusedKl.sums(torch.cat(new TensorVector(refRowsTensor(), mine), 0), 2);
+                        setPrevFaith(fusedKl.mean(both[0]));
+                        faith = fusedKl.mean(both[1]);
                     }
-                    resolvePrevFaith();
-                    faith = fusedKl.mean(exact[t - exactFrom]);
                 } else if (fusedKl != null) {
                     faith = fusedKl.mean(klSums[t]);
                     if (observer != null) observe(e, model.unembed(finalResid.narrow(0, t * batchSize, batchSize)));
@@ -513,13 +514,22 @@ final class AcdcSearch implements AutoCloseable {
     private void resolvePrevFaith() {
         if (prevFaithKnown) return;
         try (PointerScope s = new PointerScope()) {
-            Tensor h = org.bytedeco.pytorch.AbstractTensor.create(refRows, refRows.length)
-                .reshape(fusedKl.rows(), refRows.length / fusedKl.rows());
-            prevFaith = fusedKl.mean(fusedKl.sum(h));
+            setPrevFaith(fusedKl.mean(fusedKl.sum(refRowsTensor())));
         }
+    }
+
+    /** prevFaith computed from {@link #refRows}. */
+    private void setPrevFaith(float value) {
+        prevFaith = value;
         prevFaithKnown = true;
         prevFaithMagnitude = Math.abs(prevFaith);
         prevFaithOffsetMin = -fusedKl.valueError(refRows, 0, prevFaith);
+    }
+
+    /** {@link #refRows} as a {@code [rows, dModel]} tensor (the same floats, so the kernel gives the same value). */
+    private Tensor refRowsTensor() {
+        return org.bytedeco.pytorch.AbstractTensor.create(refRows, refRows.length)
+            .reshape(fusedKl.rows(), refRows.length / fusedKl.rows());
     }
 
     private static float[] floats(Tensor t) {
