@@ -1,6 +1,8 @@
 package org.autocircuit.algorithms;
 
 import org.autocircuit.kernels.UnembedLogSumExp;
+import org.autocircuit.patching.PatchableModel;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -21,6 +23,7 @@ import org.bytedeco.pytorch.global.torch;
  * logits, and the lane-wise float32 sums over 512 columns at a time): tested in {@code AcdcKlTest}.
  */
 final class AcdcKl {
+    private final Tables tables;
     private final UnembedLogSumExp lse;
     private final int rows;          // output rows of one trial (= of the clean output)
     private final int dModel;
@@ -28,9 +31,8 @@ final class AcdcKl {
     private final double[] pLogP;    // per row: Σ_v p·L
     private final double[] pSum;     // per row: Σ_v p
     // for increaseBound and valueError
-    private final double[] pW;       // [rows · dModel] per row: W_U · p in float64
-    private final double colNorm;    // ≥ max_v ‖W_U[:, v]‖₂
-    private final double biasMax;    // max_v |b_U[v]| (0 without a bias)
+    private final double[] pW;       // [rows · dModel] per row: W_U · p, a float32 product
+    private final double pWError;    // ≥ ‖error of pW's row‖₂ / Σ p of that row
 
     /** The unit roundoff of float32. */
     private static final double U = 0x1p-24;
@@ -42,6 +44,13 @@ final class AcdcKl {
      * @param bU            {@code [vocab]} or null
      */
     AcdcKl(Tensor cleanLogprobs, Tensor cleanProbs, Tensor wU, Tensor bU) {
+        this(cleanLogprobs, cleanProbs, Tables.of(wU, bU));
+    }
+
+    /** With the unembedding's tables made earlier (ACDC keeps them with the model: {@link Tables#owned}). */
+    AcdcKl(Tensor cleanLogprobs, Tensor cleanProbs, Tables tables) {
+        this.tables = tables;
+        Tensor wU = tables.wU;
         long vocab = wU.shape()[1];
         Tensor p = cleanProbs.reshape(-1, vocab).to(torch.ScalarType.Double);
         Tensor l = cleanLogprobs.reshape(-1, vocab).to(torch.ScalarType.Double);
@@ -49,14 +58,72 @@ final class AcdcKl {
         dModel = (int) wU.shape()[0];
         pLogP = doubles(p.mul(l).sum(1));
         pSum = doubles(p.sum(1));
-        lse = UnembedLogSumExp.of(wU, bU);
+        lse = tables.lse;
         probs = lse.padColumns(cleanProbs.reshape(-1, vocab));
-        Tensor w = wU.to(torch.ScalarType.Double);
-        pW = doubles(p.mm(w.t()));                                                   // [rows, dModel]
-        // the largest column norm, rounded up past the float64 rounding of its 64-term sum
-        colNorm = w.pow(new org.bytedeco.pytorch.Scalar(2)).sum(new long[] {0}, false,
-            new org.bytedeco.pytorch.ScalarTypeOptional()).max().sqrt().item_double() * (1 + 1e-12);
-        biasMax = bU == null ? 0 : bU.abs().max().item_double();
+        // W_U·p in float32 (a float64 copy of W_U per run would cost more than the bounds save), its rounding bounded:
+        // each entry is a vocab-term float32 sum, off by at most γ_vocab · Σ_v p_v |W_kv| ≤ γ_vocab · Σp · max|W_U|
+        // whatever the summation order, so a row's error is at most √dModel times that (per unit of Σp)
+        pW = doubles(cleanProbs.reshape(-1, vocab).mm(wU.t()));                      // [rows, dModel]
+        double gammaVocab = vocab * U / (1 - vocab * U);
+        pWError = gammaVocab * tables.wMax * Math.sqrt(dModel);
+    }
+
+    /**
+     * What the KL needs of the unembedding alone: {@code W_U} packed for the native kernel, and for the bounds
+     * ({@link #increaseBound}, {@link #valueError}) the largest column norm of {@code W_U}, its largest |entry| and the
+     * largest |bias|. Packing and the reductions over a (for GPT-2, transposed) {@code W_U} took 30–45 ms per ACDC run
+     * when made per run, as long as W4c's trials' own KLs; ACDC keeps one per model ({@link PatchableModel#derived}).
+     */
+    static final class Tables implements AutoCloseable {
+        final Tensor wU;            // the model's own [dModel, vocab] (not owned here)
+        final UnembedLogSumExp lse;
+        final double colNorm;       // ≥ max_v ‖W_U[:, v]‖₂
+        final double wMax;          // max |W_U|
+        final double biasMax;       // max |b_U| (0 without a bias)
+
+        private Tables(Tensor wU, UnembedLogSumExp lse, double colNorm, double wMax, double biasMax) {
+            this.wU = wU;
+            this.lse = lse;
+            this.colNorm = colNorm;
+            this.wMax = wMax;
+            this.biasMax = biasMax;
+        }
+
+        /** Tables whose packed weights live in the caller's {@link PointerScope}. */
+        static Tables of(Tensor wU, Tensor bU) {
+            try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+                UnembedLogSumExp lse = UnembedLogSumExp.of(wU, bU);
+                double colNorm, wMax, biasMax;
+                try (PointerScope scope = new PointerScope()) {
+                    Tensor w = wU.contiguous();
+                    long dModel = w.shape()[0];
+                    // the largest column norm, rounded up past the float32 rounding of its dModel-term sum of
+                    // squares (relative γ_dModel before the square root)
+                    colNorm = w.pow(new org.bytedeco.pytorch.Scalar(2)).sum(new long[] {0}, false,
+                        new org.bytedeco.pytorch.ScalarTypeOptional()).max().sqrt().item_double() * (1 + 2 * dModel * U);
+                    wMax = w.abs().max().item_double();
+                    biasMax = bU == null ? 0 : bU.abs().max().item_double();
+                }
+                return new Tables(wU, lse, colNorm, wMax, biasMax);
+            }
+        }
+
+        /** {@link #of} kept past the caller's scope until {@link #close} (for {@link PatchableModel#derived}). */
+        static Tables owned(Tensor wU, Tensor bU) {
+            try (PointerScope scope = new PointerScope()) {
+                return of(wU, bU).keptAlive();
+            }
+        }
+
+        private Tables keptAlive() {
+            lse.keptAlive();
+            return this;
+        }
+
+        @Override
+        public void close() {
+            lse.close();
+        }
     }
 
     /** Output rows of one trial. */
@@ -69,19 +136,24 @@ final class AcdcKl {
      * rows of {@code Σ p·L − p·z + logsumexp(z)·Σ p}, z the exact logits of the float32 rows) over the KL of the
      * rows {@code ref} ({@code [rows · dModel]}); {@code h} holds the trial's rows from {@code offset}. Per row, with
      * {@code Δ = h − ref}: {@code −p·Δz} is exactly {@code −(W_U·p)·Δ} (the bias cancels), and
-     * {@code logsumexp(z') − logsumexp(z) ≤ max_v Δz_v ≤ ‖Δ‖₂ · max_v ‖W_U[:, v]‖₂}. No vocabulary pass: O(rows ·
-     * dModel). Used by ACDC to settle removals whose increase is far below τ without the KL itself.
+     * {@code logsumexp(z') − logsumexp(z) ≤ max_v Δz_v ≤ ‖Δ‖₂ · max_v ‖W_U[:, v]‖₂}; W_U·p is a float32 product, so
+     * its rounding adds {@code ‖Δ‖₂} times a bound on it. No vocabulary pass: O(rows · dModel). Used by ACDC to settle removals whose increase is far below τ without the KL itself.
      */
     double increaseBound(float[] h, int offset, float[] ref) {
+        return increaseBound(h, offset, ref, 0);
+    }
+
+    /** {@link #increaseBound(float[], int, float[])} with the reference rows from {@code refOffset} of {@code ref}. */
+    double increaseBound(float[] h, int offset, float[] ref, int refOffset) {
         double total = 0;
         for (int r = 0; r < rows; r++) {
             double dot = 0, norm2 = 0;
             for (int d = 0; d < dModel; d++) {
-                double delta = (double) h[offset + r * dModel + d] - (double) ref[r * dModel + d];   // exact
+                double delta = (double) h[offset + r * dModel + d] - (double) ref[refOffset + r * dModel + d];   // exact
                 dot += pW[r * dModel + d] * delta;
                 norm2 += delta * delta;
             }
-            total += -dot + pSum[r] * colNorm * Math.sqrt(norm2);
+            total += -dot + pSum[r] * (tables.colNorm + pWError) * Math.sqrt(norm2);
         }
         // the float64 sums above round at about 1e-16 of their terms; 1e-12 of every term's size covers that
         return total / rows * (1 + 1e-12) + 1e-15;
@@ -106,7 +178,7 @@ final class AcdcKl {
                 double x = h[offset + r * dModel + d];
                 norm2 += x * x;
             }
-            double z = Math.sqrt(norm2) * colNorm + biasMax;
+            double z = Math.sqrt(norm2) * tables.colNorm + tables.biasMax;
             total += U * (200 * z + 150) * Math.max(1, pSum[r]);
         }
         return total / rows + U * Math.abs(magnitude) + 1e-12;

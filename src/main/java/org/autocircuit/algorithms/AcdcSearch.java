@@ -145,6 +145,7 @@ final class AcdcSearch implements AutoCloseable {
     private double prevFaithOffsetMin;
     private double prevFaithMagnitude;
     private long settledByBound;
+    private long klComputed;          // trials' (and accepted states') KLs computed with bounds on
 
     private final AcdcCheckpoint identity;
     private long lastCheckpointNanos = System.nanoTime();
@@ -244,7 +245,8 @@ final class AcdcSearch implements AutoCloseable {
             // data-parallel path exchanges per-rank sums of the plain KL.
             fusedKl = fuseKl && cleanLogprobs != null && !split && model.kernels() instanceof NativeKernels
                 && AcdcKl.supported(affine) && cleanOut.scalar_type().intern() == torch.ScalarType.Float
-                ? new AcdcKl(cleanLogprobs, cleanProbs, affine[0], affine[1]) : null;
+                ? new AcdcKl(cleanLogprobs, cleanProbs, model.derived(AcdcKl.Tables.class,
+                    () -> AcdcKl.Tables.owned(affine[0], affine[1]))) : null;
             noEffect = skip ? noEffectEdges(batch) : new boolean[n];
             batchSize = batch.batchSize();
             if (this.window > 1) {
@@ -387,6 +389,9 @@ final class AcdcSearch implements AutoCloseable {
             float[] hostRows = bounds ? floats(normedRows) : null;
             int rowsPerTrial = bounds ? fusedKl.rows() : 0;
             int perTrial = bounds ? rowsPerTrial * (int) normedRows.size(1) : 0;
+            // with bounds: the KLs the walk below is predicted to need, in one call; [k + 1], the last for the accepted
+            // state before the window, NaN where not computed
+            double[] windowKl = bounds ? windowKls(normedRows, hostRows, perTrial, rowsPerTrial, k) : null;
             int t = 0;
             while (position < end) {
                 int e = order[position];
@@ -397,23 +402,27 @@ final class AcdcSearch implements AutoCloseable {
                 // per trial (rows are independent), so void trials cost no more than their logits (fused: their KL)
                 float faith;
                 if (bounds) {
-                    if (settles(hostRows, t * perTrial, tau)) {
+                    if (settles(hostRows, t * perTrial, refRows, 0, prevFaithOffsetMin, prevFaithMagnitude)) {
                         settledByBound++;
                         removeBySettledBound(e, hostRows, t * perTrial, perTrial, tau, task);
                         t++;
                         continue;
                     }
-                    // this trial's KL alone (later trials may still be settled), with the accepted state's in the same
-                    // call if a settled removal left it uncomputed (a row's value is the one a call for its rows alone
-                    // gives, so either way the values are those of the search without bounds)
-                    Tensor mine = normedRows.narrow(0, (long) t * rowsPerTrial, rowsPerTrial);
-                    if (prevFaithKnown) {
-                        faith = fusedKl.mean(fusedKl.sum(mine));
-                    } else {
-                        double[] both = fusedKl.sums(torch.cat(new TensorVector(refRowsTensor(), mine), 0), 2);
-                        setPrevFaith(fusedKl.mean(both[0]));
-                        faith = fusedKl.mean(both[1]);
+                    // The accepted state is the previous trial's (every earlier trial of the window was removed) or,
+                    // for the first, the one before the window. The values come from the window's call where it
+                    // predicted the need, else from a call now: a row's value is the one a call for its rows alone
+                    // gives, so either way they are the values of the search without bounds.
+                    if (!prevFaithKnown) {
+                        double ref = windowKl[t == 0 ? k : t - 1];
+                        if (Double.isNaN(ref)) {
+                            resolvePrevFaith();
+                        } else {
+                            setPrevFaith(fusedKl.mean(ref));
+                        }
                     }
+                    if (Double.isNaN(windowKl[t])) klComputed++;
+                    faith = fusedKl.mean(Double.isNaN(windowKl[t]) ? fusedKl.sum(normedRows.narrow(0,
+                        (long) t * rowsPerTrial, rowsPerTrial)) : windowKl[t]);
                 } else if (fusedKl != null) {
                     faith = fusedKl.mean(klSums[t]);
                     if (observer != null) observe(e, model.unembed(finalResid.narrow(0, t * batchSize, batchSize)));
@@ -487,12 +496,62 @@ final class AcdcSearch implements AutoCloseable {
      * itself. In exact arithmetic this is the same decision as the comparison of the two computed values, so it is
      * taken only where those values could not decide otherwise.
      */
-    private boolean settles(float[] rows, int offset, float tau) {
-        if (refRows == null) return false;
-        double increase = fusedKl.increaseBound(rows, offset, refRows);
-        double magnitude = prevFaithMagnitude + Math.max(0, increase) + 1;
+    private boolean settles(float[] rows, int offset, float[] ref, int refOffset, double offsetMin, double faithMagnitude) {
+        if (ref == null) return false;
+        double increase = fusedKl.increaseBound(rows, offset, ref, refOffset);
+        double magnitude = faithMagnitude + Math.max(0, increase) + 1;
         double error = fusedKl.valueError(rows, offset, magnitude);
-        return increase + error - prevFaithOffsetMin + 1e-12 < options.taus().get(tauIndex);
+        return increase + error - offsetMin + 1e-12 < options.taus().get(tauIndex);
+    }
+
+    /**
+     * The KL sums a walk through a window of {@code k} trials is predicted to need, computed in one kernel call
+     * ({@code W_U} read once instead of once per call): {@code [k + 1]}, entry k for the accepted state before the
+     * window, NaN where not predicted. The prediction replays the walk assuming every trial is removed (a kept one
+     * voids the rest), with {@link #settles} against the previous trial and, for trials it cannot settle, the bounds
+     * an exact removal would leave taken at their widest (so it may compute a value the walk then settles without,
+     * never the other way round but for rounding in the magnitudes; the walk computes any value it lacks).
+     */
+    private double[] windowKls(Tensor normedRows, float[] rows, int perTrial, int rowsPerTrial, int k) {
+        double tau = options.taus().get(tauIndex);
+        boolean[] need = new boolean[k + 1];
+        float[] ref = refRows;
+        int refOffset = 0;
+        int refTrial = k;                       // k: the accepted state before the window
+        boolean refKnown = prevFaithKnown;
+        double offsetMin = prevFaithOffsetMin, magnitude = prevFaithMagnitude;
+        int count = 0;
+        for (int t = 0; t < k; t++) {
+            int offset = t * perTrial;
+            if (settles(rows, offset, ref, refOffset, offsetMin, magnitude)) {
+                refKnown = false;               // as removeBySettledBound
+            } else {
+                need[t] = true;
+                if (!refKnown && ref != null) need[refTrial] = true;
+                refKnown = true;
+            }
+            magnitude += tau + 1e-3;
+            offsetMin = -fusedKl.valueError(rows, offset, magnitude);
+            ref = rows;
+            refOffset = offset;
+            refTrial = t;
+        }
+        double[] out = new double[k + 1];
+        Arrays.fill(out, Double.NaN);
+        List<Tensor> parts = new java.util.ArrayList<>();
+        for (int t = 0; t <= k; t++) {
+            if (!need[t]) continue;
+            parts.add(t == k ? refRowsTensor() : normedRows.narrow(0, (long) t * rowsPerTrial, rowsPerTrial));
+            count++;
+        }
+        if (count == 0) return out;
+        klComputed += count;
+        double[] sums = fusedKl.sums(count == 1 ? parts.get(0)
+            : torch.cat(new TensorVector(parts.toArray(new Tensor[0])), 0), count);
+        for (int t = 0, i = 0; t <= k; t++) {
+            if (need[t]) out[t] = sums[i++];
+        }
+        return out;
     }
 
     /**
@@ -513,6 +572,7 @@ final class AcdcSearch implements AutoCloseable {
     /** Computes prevFaith from {@link #refRows} if a settled removal left it uncomputed. */
     private void resolvePrevFaith() {
         if (prevFaithKnown) return;
+        klComputed++;
         try (PointerScope s = new PointerScope()) {
             setPrevFaith(fusedKl.mean(fusedKl.sum(refRowsTensor())));
         }
@@ -541,6 +601,11 @@ final class AcdcSearch implements AutoCloseable {
     /** Trials removed by {@link #settles} without their KL (tests). */
     long settledByBound() {
         return settledByBound;
+    }
+
+    /** KL values computed with bounds on: trials' and accepted states' (tests). */
+    long klComputed() {
+        return klComputed;
     }
 
     /** One trial restarted at its destination's block, with the model's own masks (KV-cached models, window 1). */

@@ -16,13 +16,14 @@ import org.bytedeco.pytorch.global.torch;
  * The sums run in float64; a row's value depends on that row of {@code h} only (not on the other rows, their number
  * or the thread count).
  */
-public final class UnembedLogSumExp {
+public final class UnembedLogSumExp implements AutoCloseable {
     private static final long PANEL = 16;
 
     private final Tensor wPacked;   // [panels, dModel, 16]
     private final Tensor bias;      // [panels · 16], −1e30 past the vocabulary (exp gives 0, and 0 · −1e30 = 0)
     private final long dModel;
     private final long vocab;
+    private boolean owned;          // kept past the scope it was made in (see keptAlive); close frees it
 
     private UnembedLogSumExp(Tensor wPacked, Tensor bias, long dModel, long vocab) {
         this.wPacked = wPacked;
@@ -63,6 +64,29 @@ public final class UnembedLogSumExp {
             b.narrow(0, 0, v).zero_();
         }
         return new UnembedLogSumExp(packed, b, d, v);
+    }
+
+    /**
+     * This object kept alive past the {@link org.bytedeco.javacpp.PointerScope} it was made in, until {@link #close}
+     * (for a cache that outlives one run).
+     */
+    public UnembedLogSumExp keptAlive() {
+        if (!owned) {
+            org.autocircuit.util.OwnedTensors.keepAlive(wPacked);
+            org.autocircuit.util.OwnedTensors.keepAlive(bias);
+            owned = true;
+        }
+        return this;
+    }
+
+    /** Frees the packed weights if {@link #keptAlive}; otherwise its scope does. */
+    @Override
+    public void close() {
+        if (owned) {
+            owned = false;
+            wPacked.close();
+            bias.close();
+        }
     }
 
     /**

@@ -1804,11 +1804,39 @@ public final class PatchableModel implements AutoCloseable {
         if (closed) throw new IllegalStateException("PatchableModel is closed");
     }
 
-    /** Frees the masks, the KV caches and the wrapped model. Closing twice is a no-op. */
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(PatchableModel.class);
+    private final Map<Class<?>, AutoCloseable> derived = new HashMap<>();
+
+    /**
+     * A value an algorithm derives from this model's weights alone (ACDC's unembedding tables), made by {@code make}
+     * on the first call for {@code kind} and returned by every later one; closed with the model. The weights never
+     * change, so it never goes stale.
+     */
+    public synchronized <T extends AutoCloseable> T derived(Class<T> kind, java.util.function.Supplier<T> make) {
+        ensureOpen();
+        AutoCloseable value = derived.get(kind);
+        if (value == null) {
+            value = make.get();
+            derived.put(kind, value);
+        }
+        return kind.cast(value);
+    }
+
+    /** Frees the masks, the KV caches, what algorithms derived from the weights, and the wrapped model. Closing twice is a no-op. */
     @Override
     public void close() {
         if (closed) return;
         closed = true;
+        synchronized (this) {
+            for (AutoCloseable d : derived.values()) {
+                try {
+                    d.close();
+                } catch (Exception e) {
+                    LOG.warn("closing {}: {}", d.getClass().getSimpleName(), e.toString());
+                }
+            }
+            derived.clear();
+        }
         owned.close();
         cleanScales.clear();
         kvCaches.values().forEach(KvCache::close);

@@ -185,8 +185,9 @@ class AcdcKlTest {
             try (AcdcSearch s = new AcdcSearch(run, options, order, null, AcdcSearch.DEFAULT_WINDOW, true, true, true, true)) {
                 settled = s.run();
                 count = s.settledByBound();
+                System.out.printf("ACDC %s %s: %d of %d batched trials settled by the KL bound, %d KLs computed%n",
+                    fixture, kind, count, s.trials(), s.klComputed());
             }
-            System.out.printf("ACDC %s %s: %d trials settled by the KL bound%n", fixture, kind, count);
             assertArrayEquals(computed.flat(), settled.flat(), fixture + " " + kind + ": settled vs computed decisions");
             if (model.graph().seqLen().isEmpty()) assertTrue(count > 0, "no trial settled by the bound");
         }
