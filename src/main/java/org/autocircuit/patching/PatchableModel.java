@@ -1462,7 +1462,7 @@ public final class PatchableModel implements AutoCloseable {
                     // faster on this machine (block 11 of GPT-2 small: 23 against 34 ms), the product being bound by
                     // reading d and all once
                     Tensor scores = d.mm(all.reshape(rows, tokenElems).t()).t();
-                    if (sign < 0) scores = scores.neg();
+                    if (sign < 0) scores = flipSign(scores);
                     long off = 0;
                     for (SharedHeads h : group) {
                         Tensor mask = masks.get(h.dm.moduleName());
@@ -1498,12 +1498,22 @@ public final class PatchableModel implements AutoCloseable {
         if (rows.isEmpty()) return;
         Tensor g = grads.size() == 1 ? grads.get(0) : torch.cat(new TensorVector(grads.toArray(new Tensor[0])), 0);
         Tensor scores = delta.narrow(0, 0, longest).reshape(longest, tokenElems).mm(g.t()).t();   // [rows, longest], as above
-        if (sign < 0) scores = scores.neg();
+        if (sign < 0) scores = flipSign(scores);
         for (int i = 0; i < rows.size(); i++) {
             DestModule dm = rows.get(i).dm();
             Tensor mask = masks.get(dm.moduleName());
             addMaskGradient(mask, scores.select(0, i).narrow(0, 0, dm.nIn()).reshape(mask.shape()));
         }
+    }
+
+    /**
+     * {@code −x} with zeros kept at +0: products against {@code curr − patch} are exactly the negatives of those
+     * against {@code patch − curr} (IEEE subtraction and multiplication are sign-symmetric), but where
+     * {@code patch = curr} both differences are +0, so an exact zero score came out +0 from one and −0 from the other.
+     * Adding +0 after the negation maps −0 to +0 and leaves every other value as it is.
+     */
+    private static Tensor flipSign(Tensor x) {
+        return x.neg().add_(new Scalar(0.0));
     }
 
     /** Adds {@code part} to {@code mask}'s gradient, as autograd accumulates a leaf's gradient. */
