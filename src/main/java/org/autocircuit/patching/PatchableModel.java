@@ -1431,7 +1431,7 @@ public final class PatchableModel implements AutoCloseable {
             // One difference for the pass. In the caller's scratch buffer, in place: a new 116 MB buffer per GPT-2-small
             // pass at W2's batches was above glibc's mmap threshold, so every pass page-faulted it in afresh (0.81 s of
             // W2). Otherwise a new buffer, freed when done (one kept across passes would add its size to every later
-            // forward pass's memory). fl(c − p) = −fl(p − c) exactly, so the flipped signs give the same bits.
+            // forward pass's memory). fl(c − p) = −fl(p − c) exactly, so the flipped signs (flipSign) give the same bits.
             Tensor delta = currScratch ? currSrcOuts.sub_(patchSrcOuts)               // [nSrc, batch, seq, dModel]
                 : patchSrcOuts.sub(currSrcOuts);
             double sign = currScratch ? -1.0 : 1.0;
