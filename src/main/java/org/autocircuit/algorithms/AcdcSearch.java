@@ -380,9 +380,10 @@ final class AcdcSearch implements AutoCloseable {
             Tensor normed = fusedKl == null ? null : model.model().finalNorm(finalResid);
             // split: every trial's sum over this rank's prompts, exchanged in one all-reduce
             float[] global = split ? globalFaithfulness(logits, k) : null;
-            // fused: every trial's KL in one kernel call, which reads W_U (12.9 MB for GPT-2's vocabulary) once per
-            // window instead of once per trial; the KL of a void trial is wasted, but few are (windows restart small
-            // after a kept edge), and each trial's value is the one a call for its rows alone gives
+            // fused without bounds: every trial's KL in one kernel call, which reads W_U (12.9 MB for GPT-2's vocabulary)
+            // once per window instead of once per trial (a void trial's KL is wasted, but few are: windows restart
+            // small after a kept edge); with bounds, only the KLs the walk needs (windowKls), in one call as well.
+            // Either way each trial's value is the one a call for its rows alone gives.
             boolean bounds = fusedKl != null && klBounds;
             double[] klSums = fusedKl == null || bounds ? null : fusedKl.sums(normed, k);
             Tensor normedRows = bounds ? normed.reshape(-1, normed.size(normed.dim() - 1)).contiguous() : null;

@@ -151,37 +151,20 @@ class UniformMaskGradientTest {
                 Ablations.CleanCorrupt.CORRUPT).get(batch.key());
             for (double alpha : new double[] {0.0, 0.3}) {
                 String where = layout + " at mask " + alpha;
-                Tensor[] curr = new Tensor[1];
-                float[] own = gradients(model, batch, patch, alpha, null, curr);
+                float[][] currLessPatch = new float[1][];
+                float[] own = gradients(model, batch, patch, uniformMasks(model, alpha), true, alpha, null, currLessPatch);
                 Tensor scratch = org.bytedeco.pytorch.global.torch.empty_like(patch);
-                float[] withScratch = gradients(model, batch, patch, alpha, scratch, null);
+                float[] withScratch = gradients(model, batch, patch, uniformMasks(model, alpha), true, alpha, scratch, null);
                 assertTrue(maxAbs(own) > 0, where + ": no gradient at all");
                 assertTrue(java.util.Arrays.equals(own, withScratch), where + ": the scratch buffer changed the gradients");
                 boolean deferred = model.sharedHeadInputCount() > 0 || model.rowSumInputCount() > 0;
                 if (deferred) {
                     // every source row the pass wrote: curr − patch (rows it never wrote are unspecified in both)
-                    float[] expected = org.autocircuit.util.HostTensor.of(curr[0].sub(patch).contiguous()).floats();
+                    float[] expected = currLessPatch[0];
                     float[] actual = org.autocircuit.util.HostTensor.of(scratch.contiguous()).floats();
                     assertClose(expected, actual, 0, 0, where + ": the scratch buffer should hold curr − patch");
                 }
             }
-        }
-    }
-
-    /** Mask gradients of one uniform-mask pass, in a mode with the given scratch buffer (or none: curr gets its outputs). */
-    private static float[] gradients(PatchableModel model, PromptPairBatch batch, Tensor patch, double alpha,
-                                     Tensor scratch, Tensor[] curr) {
-        float[] m = new float[model.graph().nEdges()];
-        java.util.Arrays.fill(m, (float) alpha);
-        model.setMasks(PruneScores.ofFlat(model.graph(), m));
-        try (PatchableModel.MaskTraining training = model.trainMaskMode();
-             PatchableModel.PatchMode mode = alpha == 0 ? model.patchModeAtZeroMasks(patch, scratch)
-                 : model.patchModeAtUniformMasks(patch, alpha, scratch)) {
-            Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
-            if (logits.dim() == 3) logits = logits.select(1, -1);
-            mode.backward(TensorOps.batchAvgAnswerDiff(logits, batch).neg());
-            if (curr != null) curr[0] = model.currSrcOuts().detach().clone();
-            return model.maskGradients().flat();
         }
     }
 
@@ -263,19 +246,35 @@ class UniformMaskGradientTest {
     }
 
     private static float[] gradients(PatchableModel model, PromptPairBatch batch, Tensor patch, double alpha, boolean uniform) {
+        return gradients(model, batch, patch, uniformMasks(model, alpha), uniform, alpha);
+    }
+
+    /** Every mask at {@code alpha}. */
+    private static PruneScores uniformMasks(PatchableModel model, double alpha) {
         float[] m = new float[model.graph().nEdges()];
         java.util.Arrays.fill(m, (float) alpha);
-        return gradients(model, batch, patch, PruneScores.ofFlat(model.graph(), m), uniform, alpha);
+        return PruneScores.ofFlat(model.graph(), m);
     }
 
     /** The mask gradients of the average logit difference of one patched pass with these masks. */
     private static float[] gradients(PatchableModel model, PromptPairBatch batch, Tensor patch, PruneScores masks,
                                      boolean uniform, double alpha) {
+        return gradients(model, batch, patch, masks, uniform, alpha, null, null);
+    }
+
+    /**
+     * {@link #gradients(PatchableModel, PromptPairBatch, Tensor, PruneScores, boolean, double)} with the uniform modes
+     * given {@code scratch} as their current-output buffer (null: a buffer of their own); {@code currLessPatch}, if
+     * given, receives the pass's {@code curr − patch} (read before the mode closes).
+     */
+    private static float[] gradients(PatchableModel model, PromptPairBatch batch, Tensor patch, PruneScores masks,
+                                     boolean uniform, double alpha, Tensor scratch, float[][] currLessPatch) {
         model.setMasks(masks);
         try (PatchableModel.MaskTraining training = model.trainMaskMode();
              PointerScope step = new PointerScope();
              PatchableModel.PatchMode mode = !uniform ? model.patchMode(patch)
-                 : alpha == 0 ? model.patchModeAtZeroMasks(patch) : model.patchModeAtUniformMasks(patch, alpha)) {
+                 : alpha == 0 ? model.patchModeAtZeroMasks(patch, scratch)
+                 : model.patchModeAtUniformMasks(patch, alpha, scratch)) {
             long termsBefore = model.uniformMaskTermCount(), sharedBefore = model.sharedHeadInputCount();
             long rowsBefore = model.rowSumInputCount();
             Tensor logits = model.forward(Inputs.clean(batch), Inputs.padding(batch, Ablations.CleanCorrupt.CLEAN));
@@ -300,6 +299,9 @@ class UniformMaskGradientTest {
             if (!(uniform && allAlpha && float32)) assertTrue(rows == 0, "the running-sum inputs ran on a pass that may not");
             else if (model.graph().factorized() && model.graph().seqLen().isEmpty()) {
                 assertTrue(rows > 0, "the one-row destinations did not read the running difference sum");
+            }
+            if (currLessPatch != null) {
+                currLessPatch[0] = org.autocircuit.util.HostTensor.of(model.currSrcOuts().detach().sub(patch).contiguous()).floats();
             }
             return model.maskGradients().flat();
         }
